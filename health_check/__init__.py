@@ -1,0 +1,3 @@
+"""HTTP endpoint health checks, run as two dotflow workflows."""
+
+__version__ = "0.1.0"
