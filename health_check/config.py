@@ -1,0 +1,309 @@
+"""Endpoints from the command line or a config file, validated before any check."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from requests.models import PreparedRequest
+
+DEFAULT_ENDPOINTS = [
+    f"https://api.github.com/repos/{repository}"
+    for repository in (
+        "python/cpython",
+        "django/django",
+        "pallets/flask",
+        "psf/requests",
+        "pydantic/pydantic",
+        "dotflow-io/dotflow",
+    )
+]
+
+DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_ATTEMPTS = 2
+GITHUB_API_HOST = "api.github.com"
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_STATUS_CLASS = re.compile(r"^([1-5])xx$")
+_STATUS_RANGE = re.compile(r"^(\d{3})\s*-\s*(\d{3})$")
+
+
+class ConfigError(Exception):
+    """Bad input: one line for the user, exit code 2."""
+
+
+class Expectations(BaseModel):
+    """What a healthy answer looks like, beyond "status below 400"."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    status: list[tuple[int, int]] | None = None
+    max_response_time_ms: float | None = Field(default=None, gt=0)
+    body_contains: str | None = None
+    json_values: dict[str, Any] | None = Field(default=None, alias="json")
+    headers: dict[str, str] | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status_ranges(cls, value: Any) -> list[tuple[int, int]] | None:
+        if value is None:
+            return None
+        items = value if isinstance(value, list) else [value]
+        return [_status_range(item) for item in items]
+
+
+class TLSOptions(BaseModel):
+    """Certificate checks for https endpoints."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verify: bool = True
+    ca_bundle: str | None = None
+    min_days_valid: int | None = Field(default=None, ge=0)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _bundle_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"CA bundle {value!r} is not a readable file")
+        return value
+
+
+class Endpoint(BaseModel):
+    """One endpoint to check and what healthy means for it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    url: str
+    name: str = ""
+    method: str = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    json_body: Any = Field(default=None, alias="json")
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, alias="timeout", gt=0, le=300)
+    attempts: int = Field(default=DEFAULT_ATTEMPTS, alias="retries", ge=1, le=10)
+    follow_redirects: bool = True
+    expect: Expectations = Field(default_factory=Expectations)
+    tls: TLSOptions = Field(default_factory=TLSOptions)
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_checkable(cls, value: str) -> str:
+        return validate_url(value)
+
+    @field_validator("method")
+    @classmethod
+    def _method_is_a_token(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]+", value):
+            raise ValueError(f"method {value!r} is not an HTTP method")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _fill_name_and_check_body(self) -> Endpoint:
+        if not self.name:
+            self.name = mask_url(self.url)
+        if self.body is not None and self.json_body is not None:
+            raise ValueError("give either body or json, not both")
+        return self
+
+    @property
+    def display_url(self) -> str:
+        return mask_url(self.url)
+
+    def request_headers(self) -> dict[str, str]:
+        """Headers to send, with GITHUB_TOKEN added for the GitHub API."""
+        headers = dict(self.headers)
+        token = os.environ.get("GITHUB_TOKEN")
+        has_auth = any(key.lower() == "authorization" for key in headers)
+        if token and not has_auth and urlsplit(self.url).hostname == GITHUB_API_HOST:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+
+def load_endpoints(urls: list[str], config_path: str | None) -> list[Endpoint]:
+    """Endpoints from a config file, from URLs, or the embedded default."""
+    if config_path:
+        return load_config_file(config_path)
+    entries: list[Any] = list(urls) if urls else list(DEFAULT_ENDPOINTS)
+    return build_endpoints(entries, defaults={})
+
+
+def load_config_file(path: str) -> list[Endpoint]:
+    """Read a YAML or JSON file: a list of endpoints, or a mapping with `endpoints`."""
+    document = _parse_document(path)
+
+    if isinstance(document, list):
+        return build_endpoints(document, defaults={})
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a list of endpoints or a mapping")
+
+    unknown = sorted(set(document) - {"endpoints", "defaults"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r}")
+    defaults = document.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: defaults must be a mapping")
+    if "endpoints" not in document:
+        raise ConfigError(f"{path}: missing the 'endpoints' list")
+    return build_endpoints(document["endpoints"], defaults=defaults)
+
+
+def build_endpoints(entries: Any, defaults: dict[str, Any]) -> list[Endpoint]:
+    """Validate every entry; names must be unique."""
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("no endpoints to check: the endpoint list is empty")
+
+    endpoints = [
+        _build_endpoint(position, entry, defaults)
+        for position, entry in enumerate(entries, start=1)
+    ]
+
+    seen: set[str] = set()
+    for endpoint in endpoints:
+        if endpoint.name in seen:
+            raise ConfigError(f"duplicate endpoint name {endpoint.name!r}")
+        seen.add(endpoint.name)
+    return endpoints
+
+
+def validate_url(url: str) -> str:
+    """Accept only absolute http(s) URLs with a host; never guess a scheme."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = parts.scheme or "none"
+        raise ValueError(
+            f"URL {mask_url(url)!r} needs an http or https scheme, got {shown}"
+        )
+    if not parts.hostname:
+        raise ValueError(f"URL {mask_url(url)!r} has no host")
+
+    # requests' own preparation catches bad ports and hosts that cannot be
+    # encoded as IDNA, so such a URL fails here rather than mid-run.
+    try:
+        PreparedRequest().prepare_url(url, None)
+        _ = parts.port
+    except Exception as error:
+        raise ValueError(f"URL {mask_url(url)!r} is not valid: {error}") from None
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    userinfo = f"{parts.username}:***@" if parts.username else "***@"
+    return urlunsplit(parts._replace(netloc=userinfo + host))
+
+
+def _build_endpoint(position: int, entry: Any, defaults: dict[str, Any]) -> Endpoint:
+    label = f"endpoint {position}"
+
+    if isinstance(entry, str):
+        entry = {"url": entry}
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{label}: expected a URL or a mapping with 'url'")
+    if "url" not in entry:
+        raise ConfigError(f"{label}: missing 'url'")
+    if isinstance(entry.get("name"), str):
+        label = f"endpoint {entry['name']!r}"
+
+    merged = _expand_env(_merge(defaults, entry), label)
+    try:
+        return Endpoint.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(f"{label}: {_first_problem(error)}") from None
+
+
+def _merge(defaults: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """Endpoint values win; mappings such as headers merge one level deep."""
+    merged = dict(defaults)
+    for key, value in entry.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _expand_env(value: Any, label: str) -> Any:
+    """Replace ${VAR} in every string with the environment's value."""
+    if isinstance(value, str):
+        return _ENV_REFERENCE.sub(lambda match: _env(match.group(1), label), value)
+    if isinstance(value, list):
+        return [_expand_env(item, label) for item in value]
+    if isinstance(value, dict):
+        return {key: _expand_env(item, label) for key, item in value.items()}
+    return value
+
+
+def _env(name: str, label: str) -> str:
+    if name not in os.environ:
+        raise ConfigError(f"{label}: environment variable {name} is not set")
+    return os.environ[name]
+
+
+def _status_range(item: Any) -> tuple[int, int]:
+    if isinstance(item, int) and not isinstance(item, bool) and 100 <= item <= 599:
+        return (item, item)
+    text = str(item).strip().lower()
+    if match := _STATUS_CLASS.match(text):
+        low = int(match.group(1)) * 100
+        return (low, low + 99)
+    if (match := _STATUS_RANGE.match(text)) and int(match[1]) <= int(match[2]):
+        return (int(match[1]), int(match[2]))
+    if text.isdigit() and 100 <= int(text) <= 599:
+        return (int(text), int(text))
+    raise ValueError(
+        f"{item!r} is not a status, a class like 2xx or a range like 200-299"
+    )
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    field = ".".join(str(part) for part in problem["loc"])
+    message = problem["msg"].removeprefix("Value error, ")
+    if problem["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{field}: {message}" if field else message
+
+
+def _parse_document(path: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"cannot read config file {path}: {reason}") from None
+
+    if path.lower().endswith(".json"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"{path}: invalid JSON at line {error.lineno}: {error.msg}"
+            ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        reason = getattr(error, "problem", None) or "malformed"
+        raise ConfigError(f"{path}: invalid YAML{where}: {reason}") from None

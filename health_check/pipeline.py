@@ -1,0 +1,135 @@
+"""Build and run the two dotflow workflows, and hand results between them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from dotflow import Config, DotFlow
+from dotflow.core.types import TypeStatus
+from dotflow.providers import LogDefault, StorageFile
+
+from health_check import judge, steps
+from health_check.config import Endpoint
+from health_check.probe import Attempt
+
+
+def make_config(storage_dir: str) -> Config:
+    """One StorageFile for both workflows; dotflow's log lines go to its file."""
+    log_path = Path(storage_dir, "flow.log")
+    _quiet_dotflow_logger(log_path)
+    return Config(
+        storage=StorageFile(path=storage_dir),
+        log=LogDefault(output="file", path=str(log_path)),
+    )
+
+
+def run_checks(endpoints: list[Endpoint], config: Config) -> list[dict[str, Any]]:
+    """Workflow 1: one task per endpoint, run in parallel; rows in config order."""
+    checks = DotFlow(config=config, name="checks")
+    for endpoint in endpoints:
+        checks.task.add(step=steps.step_for(endpoint), initial_context=endpoint)
+
+    checks.start(mode="parallel", keep_going=True)
+    return [read_result(task, config.storage) for task in checks.task.queue]
+
+
+def run_report(
+    endpoints: list[Endpoint],
+    results: list[dict[str, Any]],
+    duration_s: float,
+    outputs: dict[str, str | None],
+    config: Config,
+) -> dict[str, Any]:
+    """Workflow 2: aggregate, validate and report, in sequence."""
+    run = {
+        "endpoint_names": [endpoint.name for endpoint in endpoints],
+        "results": results,
+        "duration_s": duration_s,
+        "outputs": outputs,
+    }
+    report = DotFlow(config=config, name="report")
+    report.task.add(
+        step=[steps.aggregate_results, steps.validate_results, steps.generate_report],
+        initial_context=run,
+    )
+    report.start(mode="sequential")
+
+    last = report.task.queue[-1]
+    if last.status != TypeStatus.COMPLETED:
+        failed = next(t for t in report.task.queue if t.status != TypeStatus.COMPLETED)
+        raise ReportFailed(_last_error_message(failed))
+    return config.storage.get(key=config.storage.key(task=last)).storage
+
+
+class ReportFailed(Exception):
+    """The report workflow did not finish; the message says which step broke."""
+
+
+def read_result(task: Any, storage: StorageFile) -> dict[str, Any]:
+    """An endpoint's row, read back from storage or from the task's last error."""
+    endpoint: Endpoint = task.initial_context.storage
+    attempts = task.retry_count + 1
+
+    if task.status == TypeStatus.COMPLETED:
+        row = _stored_row(storage.get(key=storage.key(task=task)).storage)
+    else:
+        row = steps.row_from_error_message(_last_error_message(task))
+    if row is None:
+        row = judge.result_row(endpoint, _attempt_without_row(task))
+
+    flaky = row["ok"] and attempts > 1
+    return {**row, "attempts": attempts, "flaky": flaky}
+
+
+def _stored_row(stored: Any) -> dict[str, Any] | None:
+    """The row from a task's storage entry.
+
+    After a parallel run, dotflow 1.0.1 stores each task's context twice, once
+    from the worker process and once from the parent, and StorageFile then
+    returns a list of both. Both entries are the same row; keep the last.
+    """
+    if isinstance(stored, list):
+        rows = [item.storage for item in stored if isinstance(item.storage, dict)]
+        return rows[-1] if rows else None
+    return stored if isinstance(stored, dict) else None
+
+
+def _attempt_without_row(task: Any) -> Attempt:
+    """What we know when a task failed without carrying its row."""
+    errors = task.errors
+    exception = errors[-1].exception if errors else ""
+    if exception == "TimeoutError":
+        limit = task.step.timeout
+        return Attempt(
+            error_kind="timeout", error=f"dotflow task timed out after {limit} s"
+        )
+    message = _last_error_message(task) or "no result was reported"
+    return Attempt(
+        error_kind="internal", error=f"check failed: {exception} {message}".strip()
+    )
+
+
+def _last_error_message(task: Any) -> str:
+    return task.errors[-1].message if task.errors else ""
+
+
+def _quiet_dotflow_logger(log_path: Path) -> None:
+    """dotflow attaches a stderr handler at import; send its lines to the file."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("dotflow")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    file_handler = logging.FileHandler(log_path)
+    file_handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    )
+    logger.addHandler(file_handler)
+    logger.propagate = False
+
+
+def elapsed_since(started: float) -> float:
+    return time.monotonic() - started
