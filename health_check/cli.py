@@ -39,6 +39,7 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = _Parser(
         prog="main.py",
+        usage="%(prog)s [options] [URL ...]",
         description="Check HTTP endpoints in parallel and write a health report.",
     )
     parser.add_argument("urls", nargs="*", metavar="URL", help="endpoints to check")
