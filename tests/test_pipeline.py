@@ -1,0 +1,121 @@
+"""The two workflows end to end, and dotflow 1.0.1's edges that they work around."""
+
+import json
+
+from dotflow.providers import StorageFile
+
+from health_check import config, pipeline, steps
+from helpers import run_in_process, run_main
+
+
+def test_default_endpoints_are_the_six_github_repositories():
+    endpoints = config.load_endpoints([], None)
+
+    assert [endpoint.url for endpoint in endpoints] == [
+        "https://api.github.com/repos/python/cpython",
+        "https://api.github.com/repos/django/django",
+        "https://api.github.com/repos/pallets/flask",
+        "https://api.github.com/repos/psf/requests",
+        "https://api.github.com/repos/pydantic/pydantic",
+        "https://api.github.com/repos/dotflow-io/dotflow",
+    ]
+
+
+def test_all_down_still_writes_the_report_and_exits_1(
+    app_server, refused_port, tmp_path
+):
+    urls = [app_server.url("/status/500"), f"http://127.0.0.1:{refused_port}/"]
+
+    code, report = run_in_process(tmp_path, *urls)
+
+    assert code == 1
+    assert report["summary"]["ok_count"] == 0
+    assert report["summary"]["avg_response_time_ms"] is None
+    assert report["validation"] == {
+        "passed": False,
+        "problems": ["no endpoint succeeded"],
+    }
+
+
+def test_results_keep_configured_order_and_summary_counts(app_server, tmp_path):
+    urls = [app_server.url(path) for path in ("/delay/200", "/status/404", "/ok")]
+
+    code, report = run_in_process(tmp_path, *urls)
+
+    assert code == 0
+    assert [row["url"] for row in report["results"]] == urls
+    summary = report["summary"]
+    assert (summary["total"], summary["ok_count"], summary["fail_count"]) == (3, 2, 1)
+    times = sorted(row["response_time_ms"] for row in report["results"] if row["ok"])
+    assert summary["min_response_time_ms"] == times[0]
+    assert summary["max_response_time_ms"] == times[-1]
+    assert summary["avg_response_time_ms"] == round(sum(times) / 2, 1)
+
+
+def test_strict_fails_the_run_when_any_endpoint_failed(app_server, tmp_path):
+    urls = [app_server.url("/ok"), app_server.url("/status/404")]
+
+    code, _ = run_in_process(tmp_path, "--strict", *urls)
+
+    assert code == 1
+
+
+def test_each_context_is_stored_twice_after_a_parallel_run(app_server, tmp_path):
+    storage_dir = tmp_path / "storage"
+    dotflow_config = pipeline.make_config(str(storage_dir))
+    endpoints = config.load_endpoints([app_server.url("/ok")], None)
+
+    rows = pipeline.run_checks(endpoints, dotflow_config)
+
+    (task_file,) = (storage_dir / "tasks").glob("*.json")
+    entries = json.loads(task_file.read_text())
+    assert len(entries) == 2 and entries[0] == entries[1]
+    assert len(rows) == 1 and rows[0]["status_code"] == 200
+
+
+def test_a_failed_task_carries_its_row_through_the_error_message(app_server, tmp_path):
+    dotflow_config = pipeline.make_config(str(tmp_path / "storage"))
+    endpoints = config.load_endpoints([app_server.url("/status/503")], None)
+
+    (row,) = pipeline.run_checks(endpoints, dotflow_config)
+
+    assert row["status_code"] == 503
+    assert row["response_time_ms"] is not None
+    stored = StorageFile(path=str(tmp_path / "storage")).path
+    assert all(
+        json.loads(f.read_text()) == ["null", "null"] for f in stored.glob("*.json")
+    )
+
+
+def test_row_survives_the_error_message_round_trip():
+    row = {
+        "error_kind": "http_status",
+        "status_code": 503,
+        "name": "ünï initial_context",
+    }
+
+    message = str(steps.TransientCheckFailure(row))
+
+    assert "initial_context" not in message
+    assert steps.row_from_error_message(message) == row
+    assert steps.row_from_error_message("some other error") is None
+
+
+def test_end_to_end_as_a_subprocess(app_server, tmp_path):
+    result = run_main(
+        app_server.url("/ok"), app_server.url("/status/404"), cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "1/2 up" in result.stdout
+    report = json.loads((tmp_path / "health_report.json").read_text(encoding="utf-8"))
+    assert report["summary"]["total"] == 2
+    assert (tmp_path / ".output" / "flow.log").read_text().count("Completed") >= 2
+
+
+def test_quiet_prints_nothing(app_server, tmp_path):
+    result = run_main("--quiet", app_server.url("/ok"), cwd=tmp_path)
+
+    assert result.returncode == 0
+    assert result.stdout == "" and result.stderr == ""
