@@ -5,6 +5,7 @@ import json
 from dotflow.providers import StorageFile
 
 from health_check import config, pipeline, steps
+
 from helpers import run_in_process, run_main
 
 
