@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import trustme
-
 from servers import (
     RAW_LIFETIME_S,
     AppServer,

@@ -268,6 +268,9 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         )
         self._track(threading.current_thread(), tls_socket)
         with tls_socket:
+            # stop() may have cut the plain socket just before it was wrapped.
+            if self.stopping.is_set():
+                return
             tls_socket.do_handshake()
             super().finish_request(tls_socket, client_address)
 
