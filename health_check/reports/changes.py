@@ -1,0 +1,113 @@
+"""What changed since the previous report: endpoints down, recovered, slower."""
+
+import json
+from pathlib import Path
+
+from health_check.reports.json_report import validate_report
+
+# An endpoint counts as slower when its response time more than doubled AND
+# grew by at least this much: doubling alone flags 2 ms -> 5 ms, which is noise.
+# With one check per endpoint per run, the endpoint's p50 is its response time.
+SLOWER_FACTOR = 2.0
+SLOWER_MIN_INCREASE_MS = 100.0
+
+NO_PREVIOUS_NOTE = "no previous report to compare with"
+
+
+def compute_changes(
+    previous_report: dict | None,
+    current_results: list[dict],
+    *,
+    note: str | None = None,
+) -> dict:
+    """Compare this run's result rows with the previous report, by endpoint name.
+
+    Endpoints new in this run or gone since the last one are not changes.
+    `note` says why there is no previous report (see load_previous).
+    """
+    if previous_report is None:
+        return _changes(None, note or NO_PREVIOUS_NOTE, [], [], [])
+
+    previous_by_name = {row["name"]: row for row in previous_report["results"]}
+    pairs = [
+        (previous_by_name[row["name"]], row)
+        for row in current_results
+        if row["name"] in previous_by_name
+    ]
+
+    went_down = [now["name"] for before, now in pairs if before["ok"] and not now["ok"]]
+    recovered = [now["name"] for before, now in pairs if not before["ok"] and now["ok"]]
+    slower = [
+        _slower_entry(before, now) for before, now in pairs if _is_slower(before, now)
+    ]
+    return _changes(
+        previous_report.get("generated_at"), note, went_down, recovered, slower
+    )
+
+
+def load_previous(path: str | Path) -> tuple[dict | None, str | None]:
+    """Read the previous report; on any trouble return (None, one-line note).
+
+    A broken previous report must never stop this run from reporting.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, f"no previous report at {source}"
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"previous report {source} is unreadable: {_one_line(error)}"
+
+    try:
+        report = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        return None, f"previous report {source} is not JSON: {_one_line(error)}"
+
+    try:
+        validate_report(report)
+    except ValueError as error:
+        return None, f"previous report {source} is ignored: {_one_line(error)}"
+    return report, None
+
+
+def _is_slower(before: dict, now: dict) -> bool:
+    # A failing check's time measures the failure, not the endpoint's speed.
+    if not (before["ok"] and now["ok"]):
+        return False
+
+    previous_ms = before.get("response_time_ms")
+    current_ms = now.get("response_time_ms")
+    if previous_ms is None or current_ms is None:
+        return False
+    return (
+        current_ms > SLOWER_FACTOR * previous_ms
+        and current_ms - previous_ms >= SLOWER_MIN_INCREASE_MS
+    )
+
+
+def _slower_entry(before: dict, now: dict) -> dict:
+    return {
+        "name": now["name"],
+        "previous_ms": before["response_time_ms"],
+        "current_ms": now["response_time_ms"],
+    }
+
+
+def _changes(
+    previous_generated_at: str | None,
+    note: str | None,
+    went_down: list[str],
+    recovered: list[str],
+    slower: list[dict],
+) -> dict:
+    return {
+        "previous_generated_at": previous_generated_at,
+        "note": note,
+        "went_down": went_down,
+        "recovered": recovered,
+        "slower": slower,
+    }
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
