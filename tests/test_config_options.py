@@ -254,3 +254,22 @@ def test_github_token_goes_only_to_the_github_api(
 def test_no_github_token_no_authorization(monkeypatch):
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     assert "Authorization" not in Endpoint(url=GITHUB_URL).request_headers()
+
+
+def test_the_example_config_parses(tmp_path, monkeypatch):
+    example = Path(__file__).resolve().parent.parent / "examples/full-config.yaml"
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs/internal-ca.pem").write_text("placeholder\n")
+    monkeypatch.chdir(tmp_path)  # ca_bundle is relative to the working folder
+    monkeypatch.setenv("ORDERS_TOKEN", "example-token")
+
+    endpoints = load_config_file(str(example))
+
+    assert [endpoint.name for endpoint in endpoints] == [
+        "https://status.example.com/",
+        "orders-api",
+        "search-warmup",
+        "legacy-redirect",
+    ]
+    assert endpoints[1].expect.status == [(200, 200), (204, 204)]
+    assert endpoints[3].expect.status == [(301, 301)]
