@@ -85,11 +85,11 @@ def _judge_certificate(
         return None, None
     days_left = seen.tls["days_left"]
     if days_left < 0:
-        return "tls_expired", f"certificate expired {-days_left:g} days ago"
+        return "tls_expired", f"certificate expired {-days_left:.1f} days ago"
     if days_left < min_days:
         return (
             "tls_expiring",
-            f"certificate expires in {days_left:g} days, minimum {min_days}",
+            f"certificate expires in {days_left:.1f} days, minimum {min_days}",
         )
     return None, None
 

@@ -79,7 +79,7 @@ def test_expiring_within_min_days_valid(tls_servers, tls_ca_bundle):
     assert row["error_kind"] == "tls_expiring"
     days_left = row["tls"]["days_left"]
     assert 2.9 <= days_left <= 3.0
-    assert row["error"] == f"certificate expires in {days_left:g} days, minimum 14"
+    assert row["error"] == f"certificate expires in {days_left:.1f} days, minimum 14"
 
 
 def test_expiring_is_fine_without_min_days_valid(tls_servers, tls_ca_bundle):
@@ -154,3 +154,15 @@ def test_certificate_facts_read_a_der_certificate(tls_ca):
     assert facts["days_left"] == 1.5
     assert "trustme" in facts["issuer"]
     assert facts["verified"] is True
+
+
+def test_unverified_expired_certificate_fails_min_days_valid(tls_servers):
+    url = tls_servers["expired"].url("/ok")
+
+    row = check(url, tls={"verify": False, "min_days_valid": 0})
+
+    assert (row["ok"], row["status_code"]) == (False, 200)
+    assert row["error_kind"] == "tls_expired"
+    assert (
+        row["error"] == f"certificate expired {-row['tls']['days_left']:.1f} days ago"
+    )
