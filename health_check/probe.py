@@ -252,7 +252,12 @@ def _tls_facts(
         certificate.der = _fetch_unverified(endpoint, deadline.remaining_s)
     if certificate.der is None:
         return None
-    return certificate_facts(certificate.der, verified=certificate.verified)
+    try:
+        return certificate_facts(certificate.der, verified=certificate.verified)
+    except ValueError:
+        # A certificate cryptography cannot parse leaves nothing to report;
+        # the attempt itself must still never raise.
+        return None
 
 
 def _fetch_unverified(endpoint: Endpoint, remaining_s: float) -> bytes | None:
