@@ -6,14 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from health_check.config import Endpoint
+from health_check.expectations import failed_expectations, status_expected
 from health_check.probe import Attempt
 
 
 def result_row(endpoint: Endpoint, seen: Attempt, attempts: int = 1) -> dict[str, Any]:
     """The report's row for an endpoint, from its last attempt."""
+    failed = failed_expectations(endpoint, seen)
     error_kind, error = seen.error_kind, seen.error
     if error_kind is None:
-        error_kind, error = _judge_status(seen)
+        error_kind, error = _judge_answer(endpoint, seen, failed)
 
     return {
         "name": endpoint.name,
@@ -26,27 +28,76 @@ def result_row(endpoint: Endpoint, seen: Attempt, attempts: int = 1) -> dict[str
         "flaky": False,
         "error": error,
         "error_kind": error_kind,
-        "failed_expectations": [],
+        "failed_expectations": failed,
         "final_url": seen.final_url,
         "redirects": seen.redirects,
         "body_bytes_read": seen.body_bytes_read,
         "body_truncated": seen.body_truncated,
         "retry_after": _header(seen, "Retry-After"),
-        "tls": None,
+        "tls": seen.tls,
         "checked_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 
-def _judge_status(seen: Attempt) -> tuple[str | None, str | None]:
+def _judge_answer(
+    endpoint: Endpoint, seen: Attempt, failed: list[str]
+) -> tuple[str | None, str | None]:
+    """The one error kind of an answered attempt, most specific first.
+
+    The error line leads with the kind's own reason, then names every failed
+    expectation, so the terminal's one line still tells the whole story.
+    """
+    kind, reason = _judge_status(endpoint, seen)
+    if kind is None:
+        kind, reason = _judge_certificate(endpoint, seen)
+    if kind is None and failed:
+        kind = "expectation"
+
+    reasons = [reason] if reason else []
+    reasons += [item for item in failed if item not in reasons]
+    return kind, "; ".join(reasons) or None
+
+
+def _judge_status(endpoint: Endpoint, seen: Attempt) -> tuple[str | None, str | None]:
+    """Rate limiting, or the plain "status below 400" rule when no status is given.
+
+    An `expect.status` replaces the plain rule: the user may expect a 301
+    or even a 503. Its failure is then an expectation like any other.
+    """
     status = seen.status_code
-    if status is not None and status < 400:
+    expect = endpoint.expect
+    if expect.status is not None and status_expected(expect, status):
         return None, None
+
     text = f"HTTP {status} {seen.reason}".strip()
-    if status == 429 or (
-        status == 403 and _header(seen, "X-RateLimit-Remaining") == "0"
-    ):
+    if _rate_limited(seen):
         return "rate_limited", f"rate limited: {text}"
-    return "http_status", text
+    if expect.status is None and status >= 400:
+        return "http_status", text
+    return None, None
+
+
+def _judge_certificate(
+    endpoint: Endpoint, seen: Attempt
+) -> tuple[str | None, str | None]:
+    min_days = endpoint.tls.min_days_valid
+    if seen.tls is None or min_days is None:
+        return None, None
+    days_left = seen.tls["days_left"]
+    if days_left < 0:
+        return "tls_expired", f"certificate expired {-days_left:.1f} days ago"
+    if days_left < min_days:
+        return (
+            "tls_expiring",
+            f"certificate expires in {days_left:.1f} days, minimum {min_days}",
+        )
+    return None, None
+
+
+def _rate_limited(seen: Attempt) -> bool:
+    status = seen.status_code
+    remaining = _header(seen, "X-RateLimit-Remaining")
+    return status == 429 or (status == 403 and remaining == "0")
 
 
 def _header(seen: Attempt, name: str) -> str | None:

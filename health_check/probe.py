@@ -8,7 +8,9 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -17,6 +19,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from health_check import __version__
+from health_check.certificates import certificate_facts, fetch_unverified
 from health_check.config import Endpoint, mask_url
 
 USER_AGENT = f"health-check-flow/{__version__} (+requests/{requests.__version__})"
@@ -24,9 +27,15 @@ MAX_REDIRECTS = 10
 BODY_CAP_BYTES = 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 
+# verify: false is the user's explicit choice, and the row says tls.verified
+# false; urllib3's per-request warning would only repeat it on stderr.
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
 # OpenSSL's X509_V_ERR_* codes, which ssl.SSLCertVerificationError carries.
 _CERT_EXPIRED = 10
 _HOSTNAME_MISMATCH = 62
+_IP_ADDRESS_MISMATCH = 64
+_CERTIFICATE_KINDS = ("tls_untrusted", "tls_expired", "tls_hostname")
 
 
 @dataclass
@@ -44,7 +53,8 @@ class Attempt:
     body: bytes = b""
     body_bytes_read: int = 0
     body_truncated: bool = False
-    encoding: str | None = None
+    encoding: str | None = None  # the charset the Content-Type declared, if any
+    tls: dict[str, Any] | None = None  # the monitored host's leaf certificate
 
     @property
     def answered(self) -> bool:
@@ -61,11 +71,12 @@ class Attempt:
 def attempt(endpoint: Endpoint) -> Attempt:
     """Make one request; every failure comes back as an Attempt, never raised."""
     deadline = _Deadline(endpoint.timeout_s)
+    certificate = _FirstCertificate(enabled=_is_https(endpoint.url))
     result = Attempt()
     started = time.perf_counter()
 
     try:
-        with _session(endpoint) as session, deadline:
+        with _session(endpoint) as session, deadline, certificate:
             response = session.request(
                 endpoint.method,
                 endpoint.url,
@@ -85,6 +96,7 @@ def attempt(endpoint: Endpoint) -> Attempt:
         result.error_kind, result.error = classify(error, deadline, endpoint)
 
     result.response_time_ms = round((time.perf_counter() - started) * 1000, 1)
+    result.tls = _tls_facts(endpoint, result, certificate, deadline)
     if result.status_code is not None and result.error_kind is None:
         return result
     if result.error_kind is None:
@@ -195,6 +207,69 @@ def _watch_current(sock: socket.socket | None) -> None:
         deadline.watch(sock)
 
 
+class _FirstCertificate:
+    """Keeps the leaf certificate of the attempt's first TLS connection.
+
+    The first connection always goes to the monitored host, so a redirect
+    target's certificate never stands in for the endpoint's own.
+    """
+
+    local = threading.local()
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.der: bytes | None = None
+        self.verified = False
+
+    def __enter__(self) -> _FirstCertificate:
+        _FirstCertificate.local.current = self
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _FirstCertificate.local.current = None
+
+    @staticmethod
+    def catch_current(connection: HTTPSConnection) -> None:
+        catcher = getattr(_FirstCertificate.local, "current", None)
+        if catcher is None or not catcher.enabled or catcher.der is not None:
+            return
+        catcher.der = connection.sock.getpeercert(binary_form=True)
+        catcher.verified = bool(connection.is_verified)
+
+
+def _tls_facts(
+    endpoint: Endpoint,
+    result: Attempt,
+    certificate: _FirstCertificate,
+    deadline: _Deadline,
+) -> dict[str, Any] | None:
+    """The monitored host's certificate facts, even when the check failed.
+
+    A failed verification leaves no certificate behind, so only then is it
+    fetched again with a second, non-verifying handshake in the time left.
+    """
+    if certificate.der is None and result.error_kind in _CERTIFICATE_KINDS:
+        certificate.der = _fetch_unverified(endpoint, deadline.remaining_s)
+    if certificate.der is None:
+        return None
+    try:
+        return certificate_facts(certificate.der, verified=certificate.verified)
+    except ValueError:
+        # A certificate cryptography cannot parse leaves nothing to report;
+        # the attempt itself must still never raise.
+        return None
+
+
+def _fetch_unverified(endpoint: Endpoint, remaining_s: float) -> bytes | None:
+    if remaining_s <= 0:
+        return None
+    parts = urlsplit(endpoint.url)
+    with _Deadline(remaining_s) as deadline:
+        return fetch_unverified(
+            parts.hostname, parts.port or 443, remaining_s, watch=deadline.watch
+        )
+
+
 class _WatchedHTTPConnection(HTTPConnection):
     def connect(self) -> None:
         super().connect()
@@ -205,6 +280,7 @@ class _WatchedHTTPSConnection(HTTPSConnection):
     def connect(self) -> None:
         super().connect()
         _watch_current(self.sock)
+        _FirstCertificate.catch_current(self)
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
@@ -258,7 +334,16 @@ def _record_response(result: Attempt, response: requests.Response) -> None:
     result.final_url = mask_url(response.url)
     result.redirects = len(response.history)
     result.headers = dict(response.headers)
-    result.encoding = response.encoding
+    result.encoding = _declared_charset(response.headers.get("Content-Type"))
+
+
+def _declared_charset(content_type: str | None) -> str | None:
+    """The charset parameter itself; requests would guess ISO-8859-1 for text/*."""
+    if not content_type:
+        return None
+    message = Message()
+    message["Content-Type"] = content_type
+    return message.get_content_charset()
 
 
 def _read_body(
@@ -303,7 +388,7 @@ def _tls_kind(error: ssl.SSLCertVerificationError) -> tuple[str, str]:
     reason = error.verify_message or "certificate verification failed"
     if error.verify_code == _CERT_EXPIRED:
         return "tls_expired", f"certificate has expired ({reason})"
-    if error.verify_code == _HOSTNAME_MISMATCH:
+    if error.verify_code in (_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH):
         return "tls_hostname", f"certificate does not match the host ({reason})"
     return "tls_untrusted", f"certificate is not trusted ({reason})"
 
@@ -316,9 +401,11 @@ def _errno_text(chain: list[BaseException]) -> str:
 
 
 def _host(endpoint: Endpoint) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(endpoint.url).hostname or "?"
+
+
+def _is_https(url: str) -> bool:
+    return urlsplit(url).scheme.lower() == "https"
 
 
 def _first_line(error: BaseException) -> str:

@@ -51,7 +51,8 @@ def check(initial_context: Any) -> dict[str, Any]:
     endpoint: Endpoint = initial_context.storage
     seen = attempt(endpoint)
     row = judge.result_row(endpoint, seen)
-    if seen.transient:
+    # An expected 503 is healthy; only an unhealthy answer is worth a retry.
+    if seen.transient and not row["ok"]:
         raise TransientCheckFailure(row)
     return row
 
