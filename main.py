@@ -2,7 +2,7 @@
 
 endpoints ──▶ [checks: check_endpoint × N, parallel] ──▶ StorageFile
           ──▶ [report: aggregate → validate → generate, sequential]
-          ──▶ health_report.json ──▶ exit code
+          ──▶ health_report.json (+ Markdown, Prometheus, HTML) ──▶ exit code
 """
 
 import sys
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     results = pipeline.run_checks(endpoints, dotflow_config)
     duration_s = time.monotonic() - started
 
-    outputs = {"json": options.output}
+    outputs = cli.report_outputs(options)
     report = pipeline.run_report(
         endpoints, results, duration_s, outputs, dotflow_config
     )

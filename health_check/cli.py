@@ -47,6 +47,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output", default="health_report.json", metavar="PATH", help="JSON report"
     )
+    parser.add_argument("--markdown", metavar="PATH", help="also write Markdown")
+    parser.add_argument(
+        "--prometheus", metavar="PATH", help="also write Prometheus text format"
+    )
+    parser.add_argument("--html", metavar="PATH", help="also write an HTML page")
+    parser.add_argument(
+        "--previous",
+        metavar="PATH",
+        help="report to compare with (default: the --output file before this run)",
+    )
     parser.add_argument(
         "--storage", default=".output", metavar="DIR", help="dotflow StorageFile folder"
     )
@@ -72,8 +82,23 @@ def exit_code(report: dict[str, Any], strict: bool) -> ExitCode:
     return ExitCode.OK
 
 
+def report_outputs(options: argparse.Namespace) -> dict[str, str | None]:
+    """Where each report format goes; None means not written."""
+    return {
+        "json": options.output,
+        "markdown": options.markdown,
+        "prometheus": options.prometheus,
+        "html": options.html,
+        "previous": options.previous,
+    }
+
+
 def show_summary(report: dict[str, Any], output_path: str) -> None:
-    """One row per endpoint, then the totals, on stdout."""
+    """Changes first, then one row per endpoint, then the totals, on stdout."""
+    console = Console(highlight=False)
+    for line in _change_lines(report.get("changes")):
+        console.print(line, markup=False)
+
     table = Table(title="Endpoint health", title_justify="left")
     for column in ("", "name", "status", "time (ms)", "tries", "reason"):
         table.add_column(column, overflow="fold")
@@ -87,7 +112,6 @@ def show_summary(report: dict[str, Any], output_path: str) -> None:
             row["error"] or "",
         )
 
-    console = Console(highlight=False)
     console.print(table)
     summary = report["summary"]
     console.print(
@@ -115,6 +139,20 @@ def guard(main: Callable[[], int]) -> int:
 def fail(message: str, code: ExitCode) -> NoReturn:
     print(f"{PROGRAM}: error: {message}", file=sys.stderr)
     raise SystemExit(int(code))
+
+
+def _change_lines(changes: dict[str, Any] | None) -> list[str]:
+    if not changes:
+        return []
+    if changes.get("note"):
+        return [f"changes: {changes['note']}"]
+    lines = [f"went down: {name}" for name in changes["went_down"]]
+    lines += [f"recovered: {name}" for name in changes["recovered"]]
+    lines += [
+        f"slower: {item['name']} ({item['previous_ms']} ms -> {item['current_ms']} ms)"
+        for item in changes["slower"]
+    ]
+    return lines or ["changes: none since the previous report"]
 
 
 def _text(value: Any) -> str:

@@ -1,16 +1,30 @@
-"""Write the report in every format the run asked for."""
+"""Write the report in every format the run asked for, with changes since last run."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from health_check.files import write_atomic
+from health_check import reports
 
 
 def publish(report: dict[str, Any], outputs: dict[str, str | None]) -> dict[str, Any]:
-    """Write each requested file atomically and return the report unchanged."""
-    write_atomic(
-        outputs["json"], json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    """Add `changes`, write each requested file atomically, return the report.
+
+    The previous report is read before anything is written, because the new
+    JSON report usually replaces it at the same path.
+    """
+    previous, note = reports.load_previous(outputs.get("previous") or outputs["json"])
+    report = {
+        **report,
+        "changes": reports.compute_changes(previous, report["results"], note=note),
+    }
+
+    reports.write_all(
+        report,
+        json_path=outputs["json"],
+        markdown_path=outputs.get("markdown"),
+        prometheus_path=outputs.get("prometheus"),
+        html_path=outputs.get("html"),
     )
+    reports.append_step_summary(reports.render_markdown(report))
     return report
