@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     dotflow_config = pipeline.make_config(options.storage)
 
     started = time.monotonic()
-    results = pipeline.run_checks(endpoints, dotflow_config)
+    results = pipeline.run_checks(endpoints, dotflow_config, options.concurrency)
     duration_s = time.monotonic() - started
 
     outputs = cli.report_outputs(options)

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from health_check import __version__
+from health_check import __version__, parallel
 from health_check.config import ConfigError
 
 PROGRAM = "health-check"
@@ -59,6 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--storage", default=".output", metavar="DIR", help="dotflow StorageFile folder"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=parallel.DEFAULT_MAX_IN_FLIGHT,
+        metavar="N",
+        help="checks in flight at once (default %(default)s)",
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when any endpoint failed"
@@ -153,6 +160,14 @@ def _change_lines(changes: dict[str, Any] | None) -> list[str]:
         for item in changes["slower"]
     ]
     return lines or ["changes: none since the previous report"]
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 up, got {text!r}"
+        )
+    return int(text)
 
 
 def _text(value: Any) -> str:

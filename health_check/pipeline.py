@@ -11,7 +11,7 @@ from dotflow import Config, DotFlow
 from dotflow.core.types import TypeStatus
 from dotflow.providers import LogDefault, StorageFile
 
-from health_check import judge, steps
+from health_check import judge, parallel, steps
 from health_check.config import Endpoint
 from health_check.probe import Attempt
 
@@ -26,13 +26,22 @@ def make_config(storage_dir: str) -> Config:
     )
 
 
-def run_checks(endpoints: list[Endpoint], config: Config) -> list[dict[str, Any]]:
-    """Workflow 1: one task per endpoint, run in parallel; rows in config order."""
+def run_checks(
+    endpoints: list[Endpoint],
+    config: Config,
+    concurrency: int = parallel.DEFAULT_MAX_IN_FLIGHT,
+) -> list[dict[str, Any]]:
+    """Workflow 1: one task per endpoint, run in parallel; rows in config order.
+
+    At most `concurrency` checks are in flight, on at most twice as many
+    worker processes as there are CPUs (see health_check/parallel.py).
+    """
     checks = DotFlow(config=config, name="checks")
     for endpoint in endpoints:
         checks.task.add(step=steps.step_for(endpoint), initial_context=endpoint)
 
-    checks.start(mode="parallel", keep_going=True)
+    with parallel.bounded_parallel(max_in_flight=concurrency):
+        checks.start(mode="parallel", keep_going=True)
     return [read_result(task, config.storage) for task in checks.task.queue]
 
 

@@ -76,6 +76,9 @@ def test_bad_config_file_is_one_line_and_exit_2(case, tmp_path):
         (["mailto:ops@example.invalid"], "scheme"),
         (["https://"], "no host"),
         (["--config", "."], "cannot read"),
+        (["--concurrency", "0", "http://127.0.0.1:1/"], "--concurrency"),
+        (["--concurrency", "many", "http://127.0.0.1:1/"], "--concurrency"),
+        (["http://127.0.0.1:1/", "--config", "x.yaml"], "not both"),
     ],
 )
 def test_bad_command_line_is_one_line_and_exit_2(args, expected, tmp_path):
@@ -96,7 +99,10 @@ def test_unknown_option_shows_usage_and_one_error_line(tmp_path):
 
 
 def assert_one_error_line(stderr: str, expected: str) -> None:
+    # argparse may put its one-line usage above the error, and nothing more.
     lines = [line for line in stderr.splitlines() if line.strip()]
+    if lines and lines[0].startswith("usage: main.py [options]"):
+        lines = lines[1:]
     assert "Traceback" not in stderr
     assert len(lines) == 1, stderr
     assert lines[0].startswith("health-check: error: ")

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from dotflow.providers import StorageFile
 
 from health_check import config, pipeline, steps
@@ -120,3 +121,17 @@ def test_quiet_prints_nothing(app_server, tmp_path):
 
     assert result.returncode == 0
     assert result.stdout == "" and result.stderr == ""
+
+
+@pytest.mark.timeout(180)
+def test_hundreds_of_endpoints_finish_in_parallel_mode(app_server, tmp_path):
+    # Stock dotflow 1.0.1 hangs here: it joins its workers before it drains
+    # their results, and the pipe fills long before 300 rows.
+    urls = [app_server.url(f"/json?body=%22{index}%22") for index in range(300)]
+
+    code, report = run_in_process(tmp_path, "--concurrency", "16", *urls)
+
+    assert code == 0
+    assert report["summary"]["ok_count"] == 300
+    assert [row["url"] for row in report["results"]] == urls
+    assert app_server.count("/json") == 300

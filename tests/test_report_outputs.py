@@ -2,10 +2,11 @@
 
 import json
 
-from helpers import run_main
 from prometheus_client.parser import text_string_to_metric_families
 
 from health_check.reports import validate_report
+
+from helpers import run_main
 
 
 def test_one_run_writes_four_formats_that_agree(app_server, tmp_path):
