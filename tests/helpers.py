@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import main  # noqa: E402
+from health_check.reports.schema import validate_report  # noqa: E402
 
 
 def run_in_process(tmp_path: Path, *args: str) -> tuple[int, dict]:
@@ -24,7 +25,14 @@ def run_in_process(tmp_path: Path, *args: str) -> tuple[int, dict]:
             "--quiet",
         ]
     )
-    return int(code), json.loads(report_path.read_text(encoding="utf-8"))
+    return int(code), read_report(report_path)
+
+
+def read_report(path: Path) -> dict:
+    """The written report, which must always match the shipped schema."""
+    report = json.loads(path.read_text(encoding="utf-8"))
+    validate_report(report)
+    return report
 
 
 def run_main(

@@ -7,7 +7,7 @@ from dotflow.providers import StorageFile
 
 from health_check import config, pipeline, steps
 
-from helpers import run_in_process, run_main
+from helpers import read_report, run_in_process, run_main
 
 
 def test_default_endpoints_are_the_six_github_repositories():
@@ -111,7 +111,7 @@ def test_end_to_end_as_a_subprocess(app_server, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "1/2 up" in result.stdout
-    report = json.loads((tmp_path / "health_report.json").read_text(encoding="utf-8"))
+    report = read_report(tmp_path / "health_report.json")
     assert report["summary"]["total"] == 2
     assert (tmp_path / ".output" / "flow.log").read_text().count("Completed") >= 2
 

@@ -1,12 +1,11 @@
 """One run writes every format from the same results, and they agree."""
 
-import json
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from health_check.reports import validate_report
+from health_check.reports.schema import validate_report
 
-from helpers import run_main
+from helpers import read_report, run_main
 
 
 def test_one_run_writes_four_formats_that_agree(app_server, tmp_path):
@@ -24,7 +23,7 @@ def test_one_run_writes_four_formats_that_agree(app_server, tmp_path):
     )
 
     assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "health_report.json").read_text(encoding="utf-8"))
+    report = read_report(tmp_path / "health_report.json")
     validate_report(report)
     up_by_name = {row["name"]: row["ok"] for row in report["results"]}
     assert up_by_name == {urls[0]: True, urls[1]: False}
@@ -58,7 +57,7 @@ def test_changes_since_the_previous_run_are_shown_first(app_server, tmp_path):
     second = run_main(flapping, down_now, cwd=tmp_path)
 
     assert second.stdout.splitlines()[0] == f"went down: {down_now}"
-    report = json.loads((tmp_path / "health_report.json").read_text(encoding="utf-8"))
+    report = read_report(tmp_path / "health_report.json")
     assert report["changes"]["went_down"] == [down_now]
 
 

@@ -3,8 +3,6 @@
 import json
 from pathlib import Path
 
-from health_check.reports.json_report import validate_report
-
 # An endpoint counts as slower when its response time more than doubled AND
 # grew by at least this much: doubling alone flags 2 ms -> 5 ms, which is noise.
 # With one check per endpoint per run, the endpoint's p50 is its response time.
@@ -63,11 +61,32 @@ def load_previous(path: str | Path) -> tuple[dict | None, str | None]:
     except (ValueError, RecursionError) as error:
         return None, f"previous report {source} is not JSON: {_one_line(error)}"
 
-    try:
-        validate_report(report)
-    except ValueError as error:
-        return None, f"previous report {source} is ignored: {_one_line(error)}"
+    problem = _unusable(report)
+    if problem:
+        return None, f"previous report {source} is ignored: {problem}"
     return report, None
+
+
+def _unusable(report: object) -> str | None:
+    """Why a previous report cannot be compared with, or None.
+
+    Only what compute_changes reads is checked, so that a report from another
+    version of this tool still counts; jsonschema stays a test-time tool.
+    """
+    if not isinstance(report, dict) or not isinstance(report.get("generated_at"), str):
+        return "not a health report (no generated_at)"
+    results = report.get("results")
+    if not isinstance(results, list):
+        return "its results are not a list"
+    for position, row in enumerate(results):
+        if not (
+            isinstance(row, dict)
+            and isinstance(row.get("name"), str)
+            and isinstance(row.get("ok"), bool)
+            and isinstance(row.get("response_time_ms"), int | float | None)
+        ):
+            return f"result {position} lacks a name, ok or response_time_ms"
+    return None
 
 
 def _is_slower(before: dict, now: dict) -> bool:
