@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+
 from servers import (
     RAW_LIFETIME_S,
     AppServer,

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from cryptography import x509
+
 from servers import (
     CLOSE_MIDWAY_DECLARED_BYTES,
     EXPIRING_SOON_DAYS,
