@@ -38,9 +38,7 @@ def test_an_invalid_cron_is_one_line_exit_2(tmp_path, cron):
 
 
 def test_runs_on_schedule_with_one_line_per_run(app_server, tmp_path):
-    run = run_main(
-        "--cron", EVERY_SECOND, "--max-runs", "3", app_server.url("/ok"), cwd=tmp_path
-    )
+    run = _run_schedule(tmp_path, 3, app_server.url("/ok"))
 
     assert run.returncode == 0
     lines = run.stdout.splitlines()
@@ -52,14 +50,7 @@ def test_runs_on_schedule_with_one_line_per_run(app_server, tmp_path):
 
 
 def test_an_invalid_run_does_not_stop_the_schedule(app_server, tmp_path):
-    run = run_main(
-        "--cron",
-        EVERY_SECOND,
-        "--max-runs",
-        "2",
-        app_server.url("/status/500"),
-        cwd=tmp_path,
-    )
+    run = _run_schedule(tmp_path, 2, app_server.url("/status/500"))
 
     assert run.returncode == 0
     lines = run.stdout.splitlines()
@@ -71,16 +62,7 @@ def test_a_failing_run_does_not_stop_the_schedule(app_server, tmp_path):
     # A folder where the report should go: every run fails to write it.
     (tmp_path / "taken").mkdir()
 
-    run = run_main(
-        "--cron",
-        EVERY_SECOND,
-        "--max-runs",
-        "2",
-        "--output",
-        "taken",
-        app_server.url("/ok"),
-        cwd=tmp_path,
-    )
+    run = _run_schedule(tmp_path, 2, "--output", "taken", app_server.url("/ok"))
 
     assert run.returncode == 0
     errors = run.stderr.splitlines()
@@ -162,6 +144,13 @@ def test_a_single_run_stops_at_once_on_sigterm(app_server, tmp_path):
 
     assert process.returncode == 128 + signal.SIGTERM
     assert stderr.splitlines() == ["health-check: error: stopped at once by SIGTERM"]
+
+
+def _run_schedule(tmp_path: Path, max_runs: int, *args: str):
+    """Every second, until max_runs runs are done."""
+    return run_main(
+        "--cron", EVERY_SECOND, "--max-runs", str(max_runs), *args, cwd=tmp_path
+    )
 
 
 def _start_schedule(
