@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     run = functools.partial(run_once, options, endpoints, dotflow_config)
 
     if scheduler is not None:
-        schedule.run_on_schedule(scheduler, run, options.max_runs)
+        runs_done = schedule.run_on_schedule(scheduler, run, options.max_runs)
+        if not options.quiet:
+            cli.show_schedule_stopped(runs_done)
         return cli.ExitCode.OK
 
     # Python ignores SIGTERM when it is PID 1 in a container, unless a

@@ -8,7 +8,6 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -118,7 +117,7 @@ def show_run_line(report: dict[str, Any], run_number: int, output_path: str) -> 
     summary = report["summary"]
     changes = report.get("changes") or {}
     parts = [
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC run {run_number}:",
+        f"{report['generated_at']} run {run_number}:",
         f"{summary['ok_count']}/{summary['total']} up,",
         f"{summary['fail_count']} down;",
         f"p95 {_text(summary['p95_response_time_ms'])} ms;",
@@ -131,6 +130,11 @@ def show_run_line(report: dict[str, Any], run_number: int, output_path: str) -> 
         parts.append(f"invalid: {'; '.join(report['validation']['problems'])};")
     parts.append(f"report: {output_path}")
     print(" ".join(parts), flush=True)
+
+
+def show_schedule_stopped(runs_done: int) -> None:
+    plural = "run" if runs_done == 1 else "runs"
+    print(f"schedule stopped after {runs_done} {plural}", flush=True)
 
 
 def show_failed_run(run_number: int, error: Exception) -> None:

@@ -41,8 +41,9 @@ def test_runs_on_schedule_with_one_line_per_run(app_server, tmp_path):
     run = _run_schedule(tmp_path, 3, app_server.url("/ok"))
 
     assert run.returncode == 0
-    lines = run.stdout.splitlines()
+    *lines, closing = run.stdout.splitlines()
     assert [RUN_LINE.match(line)[1] for line in lines] == ["1", "2", "3"]
+    assert closing == "schedule stopped after 3 runs"
     assert all("1/1 up, 0 down" in line for line in lines)
     assert app_server.count("/ok") == 3
     report = json.loads((tmp_path / "health_report.json").read_text())
@@ -53,8 +54,8 @@ def test_an_invalid_run_does_not_stop_the_schedule(app_server, tmp_path):
     run = _run_schedule(tmp_path, 2, app_server.url("/status/500"))
 
     assert run.returncode == 0
-    lines = run.stdout.splitlines()
-    assert len(lines) == 2
+    *lines, closing = run.stdout.splitlines()
+    assert (len(lines), closing) == (2, "schedule stopped after 2 runs")
     assert all("invalid: no endpoint succeeded;" in line for line in lines)
 
 
@@ -86,7 +87,8 @@ def test_a_signal_stops_after_the_run_in_flight(app_server, tmp_path, signum):
 
     assert process.returncode == 0
     assert stderr == ""
-    (line,) = stdout.splitlines()
+    line, closing = stdout.splitlines()
+    assert closing == "schedule stopped after 1 run"
     assert RUN_LINE.match(line)[1] == "1"
     assert "1/1 up, 0 down" in line
     assert json.loads((tmp_path / "health_report.json").read_text())
