@@ -50,6 +50,7 @@ def run_once(
     run_number: int | None = None,
 ) -> dict[str, Any]:
     """One pass of the diagram: checks, report, alerts. Returns the report."""
+    pipeline.forget_earlier_runs(dotflow_config)
     started = time.monotonic()
     results = pipeline.run_checks(endpoints, dotflow_config)
     duration_s = time.monotonic() - started

@@ -74,6 +74,19 @@ def test_a_failing_run_does_not_stop_the_schedule(app_server, tmp_path):
     assert app_server.count("/ok") == 2
 
 
+def test_storage_holds_only_the_last_run(app_server, tmp_path):
+    once, thrice = tmp_path / "once", tmp_path / "thrice"
+    once.mkdir()
+    thrice.mkdir()
+
+    _run_schedule(once, 1, app_server.url("/ok"))
+    _run_schedule(thrice, 3, app_server.url("/ok"))
+
+    stored_once = list((once / ".output" / "tasks").iterdir())
+    stored_thrice = list((thrice / ".output" / "tasks").iterdir())
+    assert stored_once and len(stored_thrice) == len(stored_once)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_after_the_run_in_flight(app_server, tmp_path, signum):
     slow_url = app_server.url(f"/delay/{SLOW_CHECK_MS}")
