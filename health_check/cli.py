@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import argparse
 import enum
+import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.table import Table
 
 from health_check import __version__, parallel
+from health_check.alerts import Delivery, mask_webhook_url
 from health_check.config import ConfigError
 
 PROGRAM = "health-check"
+WEBHOOK_ENV = "HEALTH_CHECK_WEBHOOK_URL"
+
+_DURATION_PART = re.compile(r"(\d+)([smhd])")
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class ExitCode(enum.IntEnum):
@@ -74,10 +82,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
+    _add_unattended_options(parser)
 
     options = parser.parse_args(argv)
     if options.urls and options.config:
         parser.error("give URLs or --config, not both")
+    if options.realert_s is not None and not options.webhook:
+        parser.error(f"--realert needs --webhook or {WEBHOOK_ENV}")
     return options
 
 
@@ -133,6 +144,57 @@ def show_summary(report: dict[str, Any], output_path: str) -> None:
         console.print(f"validation: {problem}", markup=False)
 
 
+def show_run_line(report: dict[str, Any], run_number: int, output_path: str) -> None:
+    """One line per scheduled run, so that a log shows the history at a glance."""
+    summary = report["summary"]
+    changes = report.get("changes") or {}
+    parts = [
+        f"{report['generated_at']} run {run_number}:",
+        f"{summary['ok_count']}/{summary['total']} up,",
+        f"{summary['fail_count']} down;",
+        f"p95 {_text(summary['p95_response_time_ms'])} ms;",
+        f"{summary['duration_s']} s;",
+    ]
+    for label in ("went_down", "recovered"):
+        if changes.get(label):
+            parts.append(f"{label.replace('_', ' ')}: {', '.join(changes[label])};")
+    if not report["validation"]["passed"]:
+        parts.append(f"invalid: {'; '.join(report['validation']['problems'])};")
+    parts.append(f"report: {output_path}")
+    print(" ".join(parts), flush=True)
+
+
+def show_schedule_stopped(runs_done: int) -> None:
+    plural = "run" if runs_done == 1 else "runs"
+    print(f"schedule stopped after {runs_done} {plural}", flush=True)
+
+
+def show_failed_run(run_number: int, error: Exception) -> None:
+    print(f"{PROGRAM}: error: run {run_number} failed: {error}", file=sys.stderr)
+
+
+def show_delivery(delivery: Delivery, quiet: bool) -> None:
+    """One line per alert sent; one warning line when the receiver failed."""
+    if not quiet:
+        for item in delivery.sent:
+            print(
+                f"alert {item.alert.event} for {item.alert.row['name']!r} sent to "
+                f"{delivery.receiver} (HTTP {item.status_code}, "
+                f"{_attempts(item.attempts)})",
+                flush=True,
+            )
+    if delivery.failed:
+        first, waiting = delivery.failed[0], len(delivery.failed) - 1
+        later = f"; {waiting} more alert(s) wait for the next run" if waiting else ""
+        print(
+            f"{PROGRAM}: warning: alert {first.event} for {first.row['name']!r} "
+            f"not sent to {delivery.receiver}: {delivery.reason} "
+            f"({_attempts(delivery.attempts)}){later}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def guard(main: Callable[[], int]) -> int:
     """Run main; turn bad input into one line and exit 2, never a traceback."""
     try:
@@ -172,3 +234,54 @@ def _positive_int(text: str) -> int:
 
 def _text(value: Any) -> str:
     return "-" if value is None else str(value)
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
+
+
+def _add_unattended_options(parser: argparse.ArgumentParser) -> None:
+    """Options for running on a schedule and alerting on change."""
+    parser.add_argument(
+        "--cron",
+        metavar="EXPR",
+        help="run on this cron schedule until stopped (6th field: seconds)",
+    )
+    # Undocumented: ends a scheduled run after N runs, for tests.
+    parser.add_argument("--max-runs", type=_positive_int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--webhook",
+        metavar="URL",
+        type=_webhook_url,
+        default=os.environ.get(WEBHOOK_ENV) or None,
+        help=f"POST an alert here when an endpoint goes down or recovers "
+        f"(default: ${WEBHOOK_ENV})",
+    )
+    parser.add_argument(
+        "--realert",
+        metavar="DURATION",
+        dest="realert_s",
+        type=_duration_s,
+        help="remind at most this often while an endpoint stays down (e.g. 30m)",
+    )
+
+
+def _webhook_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"webhook {mask_webhook_url(text)} is not an http(s) URL with a host"
+        )
+    return text
+
+
+def _duration_s(text: str) -> float:
+    """'90s', '30m', '1h30m', '1d' → seconds."""
+    cleaned = text.strip().lower()
+    parts = _DURATION_PART.findall(cleaned)
+    total_s = sum(int(count) * _SECONDS_PER_UNIT[unit] for count, unit in parts)
+    if "".join(f"{count}{unit}" for count, unit in parts) != cleaned or not total_s:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration like 90s, 30m, 1h30m or 1d"
+        )
+    return float(total_s)

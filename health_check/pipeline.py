@@ -142,3 +142,13 @@ def _quiet_dotflow_logger(log_path: Path) -> None:
 
 def elapsed_since(started: float) -> float:
     return time.monotonic() - started
+
+
+def forget_earlier_runs(config: Config) -> None:
+    """Delete the task entries that earlier runs left in storage.
+
+    Every run stores each task under a new key, so a schedule every five
+    minutes would add over a thousand files a day. The last run's entries
+    stay for inspection until the next run starts.
+    """
+    config.storage.delete_prefix("")

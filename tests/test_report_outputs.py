@@ -1,6 +1,5 @@
 """One run writes every format from the same results, and they agree."""
 
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from health_check.reports.schema import validate_report
