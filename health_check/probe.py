@@ -38,6 +38,14 @@ _IP_ADDRESS_MISMATCH = 64
 _CERTIFICATE_KINDS = ("tls_untrusted", "tls_expired", "tls_hostname")
 
 
+_DEFINITE_ERRORS = {
+    "tls_untrusted",
+    "tls_expired",
+    "tls_hostname",
+    "too_many_redirects",
+}
+
+
 @dataclass
 class Attempt:
     """What one HTTP attempt saw. `response_time_ms` covers send to last body byte."""
@@ -62,7 +70,13 @@ class Attempt:
 
     @property
     def transient(self) -> bool:
-        """Worth another attempt: no answer, a broken one, 5xx or 429."""
+        """Worth another attempt: no answer, a broken one, 5xx or 429.
+
+        A certificate that fails verification or a redirect loop will not
+        change in a second, so those are definite, like a 404.
+        """
+        if self.error_kind in _DEFINITE_ERRORS:
+            return False
         if self.status_code is None or self.error_kind is not None:
             return True
         return self.status_code >= 500 or self.status_code == 429

@@ -92,6 +92,9 @@ def test_redirect_loop_is_too_many_redirects(app_server, tmp_path):
     assert row["ok"] is False
     assert row["error_kind"] == "too_many_redirects"
     assert row["status_code"] is None
+    # A loop will not untangle in a second: one attempt, eleven requests.
+    assert row["attempts"] == 1
+    assert app_server.count("/loop") == 11
 
 
 def test_rate_limit_is_its_own_kind_with_retry_after(app_server, tmp_path):

@@ -13,6 +13,8 @@ from health_check.config import Endpoint
 from health_check.judge import result_row
 from health_check.probe import attempt
 
+from helpers import run_in_process
+
 pytestmark = pytest.mark.timeout(30)
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -166,3 +168,18 @@ def test_unverified_expired_certificate_fails_min_days_valid(tls_servers):
     assert (
         row["error"] == f"certificate expired {-row['tls']['days_left']:.1f} days ago"
     )
+
+
+@pytest.mark.parametrize("kind", ["self_signed", "expired", "wrong_host"])
+def test_certificate_failures_are_definite_and_not_retried(
+    tls_servers, tls_ca_bundle, tmp_path, kind
+):
+    config = tmp_path / "endpoints.yaml"
+    url = tls_servers[kind].url("/ok")
+    config.write_text(f"- url: {url}\n  tls: {{ca_bundle: {tls_ca_bundle}}}\n")
+
+    _, report = run_in_process(tmp_path, "--config", str(config))
+
+    (row,) = report["results"]
+    assert row["error_kind"].startswith("tls_")
+    assert row["attempts"] == 1
