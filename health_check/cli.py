@@ -53,13 +53,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("urls", nargs="*", metavar="URL", help="endpoints to check")
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON endpoint file")
     parser.add_argument(
-        "--output", default="health_report.json", metavar="PATH", help="JSON report"
+        "--output",
+        type=_report_path,
+        default="health_report.json",
+        metavar="PATH",
+        help="the JSON report (default %(default)s)",
     )
-    parser.add_argument("--markdown", metavar="PATH", help="also write Markdown")
     parser.add_argument(
-        "--prometheus", metavar="PATH", help="also write Prometheus text format"
+        "--markdown", type=_report_path, metavar="PATH", help="also write Markdown"
     )
-    parser.add_argument("--html", metavar="PATH", help="also write an HTML page")
+    parser.add_argument(
+        "--prometheus",
+        type=_report_path,
+        metavar="PATH",
+        help="also write Prometheus text format",
+    )
+    parser.add_argument(
+        "--html", type=_report_path, metavar="PATH", help="also write an HTML page"
+    )
     parser.add_argument(
         "--previous",
         metavar="PATH",
@@ -203,6 +214,10 @@ def guard(main: Callable[[], int]) -> int:
         fail(str(error), ExitCode.BAD_INPUT)
     except KeyboardInterrupt:
         fail("interrupted", ExitCode.INTERRUPTED)
+    except OSError as error:
+        # Typically a report path we may not write; the checks already ran.
+        where = f" {error.filename}" if error.filename else ""
+        fail(f"cannot write{where}: {error.strerror or error}", ExitCode.INTERNAL_ERROR)
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:
@@ -230,6 +245,13 @@ def _positive_int(text: str) -> int:
             f"expected a whole number from 1 up, got {text!r}"
         )
     return int(text)
+
+
+def _report_path(text: str) -> str:
+    """Refuse a folder up front, rather than after every check has run."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file name")
+    return text
 
 
 def _text(value: Any) -> str:

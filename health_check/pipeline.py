@@ -11,9 +11,13 @@ from dotflow import Config, DotFlow
 from dotflow.core.types import TypeStatus
 from dotflow.providers import LogDefault, StorageFile
 
-from health_check import judge, parallel, steps
+from health_check import judge, parallel, steps, summary
 from health_check.config import Endpoint
+from health_check.files import write_atomic
 from health_check.probe import Attempt
+from health_check.reports.json_report import render_json
+
+REPORT_STEP_NAMES = ("aggregate_results", "validate_results", "generate_report")
 
 
 def make_config(storage_dir: str) -> Config:
@@ -61,20 +65,34 @@ def run_report(
     }
     report = DotFlow(config=config, name="report")
     report.task.add(
-        step=[steps.aggregate_results, steps.validate_results, steps.generate_report],
+        step=[getattr(steps, name) for name in REPORT_STEP_NAMES],
         initial_context=run,
     )
     report.start(mode="sequential")
 
     last = report.task.queue[-1]
-    if last.status != TypeStatus.COMPLETED:
-        failed = next(t for t in report.task.queue if t.status != TypeStatus.COMPLETED)
-        raise ReportFailed(_last_error_message(failed))
-    return config.storage.get(key=config.storage.key(task=last)).storage
+    if last.status == TypeStatus.COMPLETED:
+        return config.storage.get(key=config.storage.key(task=last)).storage
+    return _report_without_workflow(run, report.task.queue)
 
 
-class ReportFailed(Exception):
-    """The report workflow did not finish; the message says which step broke."""
+def _report_without_workflow(run: dict[str, Any], tasks: list[Any]) -> dict[str, Any]:
+    """A plain JSON report when a report step broke: checks that ran are never lost."""
+    position, broken = next(
+        (position, task)
+        for position, task in enumerate(tasks)
+        if task.status != TypeStatus.COMPLETED
+    )
+    step_name = REPORT_STEP_NAMES[position]
+    problem = f"report step {step_name} failed: {_last_error_message(broken)}"
+
+    report = summary.build_report(
+        summary.summarize(run["results"], run["duration_s"]),
+        {"passed": False, "problems": [problem]},
+        run["results"],
+    )
+    write_atomic(run["outputs"]["json"], render_json(report))
+    return report
 
 
 def read_result(task: Any, storage: StorageFile) -> dict[str, Any]:

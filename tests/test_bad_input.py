@@ -77,6 +77,8 @@ def test_bad_config_file_is_one_line_and_exit_2(case, tmp_path):
         (["https://"], "no host"),
         (["--config", "."], "cannot read"),
         (["--concurrency", "0", "http://127.0.0.1:1/"], "--concurrency"),
+        (["--output", ".", "http://127.0.0.1:1/"], "is a folder"),
+        (["--html", ".", "http://127.0.0.1:1/"], "is a folder"),
         (["--concurrency", "many", "http://127.0.0.1:1/"], "--concurrency"),
         (["http://127.0.0.1:1/", "--config", "x.yaml"], "not both"),
     ],

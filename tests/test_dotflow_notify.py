@@ -26,7 +26,7 @@ def _broken_report_run(tmp_path, dotflow_config: Config) -> None:
     """The report workflow with a folder where the report file should go."""
     endpoints = config.load_endpoints(["http://127.0.0.1:9/"], None)
     (tmp_path / "taken").mkdir()
-    with pytest.raises(pipeline.ReportFailed):
+    with pytest.raises(IsADirectoryError):
         pipeline.run_report(
             endpoints, [], 0.1, {"json": str(tmp_path / "taken")}, dotflow_config
         )

@@ -5,7 +5,7 @@ import json
 import pytest
 from dotflow.providers import StorageFile
 
-from health_check import config, pipeline, steps
+from health_check import config, pipeline, reports, steps
 
 from helpers import read_report, run_in_process, run_main
 
@@ -135,3 +135,33 @@ def test_hundreds_of_endpoints_finish_in_parallel_mode(app_server, tmp_path):
     assert report["summary"]["ok_count"] == 300
     assert [row["url"] for row in report["results"]] == urls
     assert app_server.count("/json") == 300
+
+
+def test_a_broken_report_step_still_writes_the_report(
+    app_server, tmp_path, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError("changes exploded")
+
+    monkeypatch.setattr(reports, "compute_changes", broken)
+
+    code, report = run_in_process(tmp_path, app_server.url("/ok"))
+
+    assert code == 1
+    assert report["results"][0]["ok"] is True
+    assert report["validation"]["passed"] is False
+    (problem,) = report["validation"]["problems"]
+    assert problem == "report step generate_report failed: changes exploded"
+
+
+def test_an_unwritable_report_is_one_line_and_exit_3(app_server, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+
+    result = run_main(
+        app_server.url("/ok"), "--output", "a-file/report.json", cwd=tmp_path
+    )
+
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("health-check: error: cannot write")
