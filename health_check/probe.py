@@ -127,26 +127,25 @@ def classify(
         return "timeout", f"no complete answer within the {limit} deadline"
 
     chain = list(_causes(error))
-    found = {type(item): item for item in chain}
 
-    if any(isinstance(item, requests.TooManyRedirects) for item in chain):
+    def caused_by(*kinds: type[BaseException]) -> bool:
+        return any(isinstance(item, kinds) for item in chain)
+
+    if caused_by(requests.TooManyRedirects):
         return "too_many_redirects", f"more than {MAX_REDIRECTS} redirects"
     for item in chain:
         if isinstance(item, ssl.SSLCertVerificationError):
             return _tls_kind(item)
-    if any(
-        isinstance(item, (ssl.SSLError, requests.exceptions.SSLError)) for item in chain
-    ):
+    if caused_by(ssl.SSLError, requests.exceptions.SSLError):
         return "tls", "TLS handshake failed"
-    if any(isinstance(item, urllib3.exceptions.NameResolutionError) for item in chain):
+    if caused_by(urllib3.exceptions.NameResolutionError):
         return "dns", f"cannot resolve host {_host(endpoint)}"
-    if any(isinstance(item, (requests.Timeout, socket.timeout)) for item in chain):
+    if caused_by(requests.Timeout, socket.timeout):
         return "timeout", f"no answer within {limit}"
-    if any(isinstance(item, urllib3.exceptions.NewConnectionError) for item in chain):
+    if caused_by(urllib3.exceptions.NewConnectionError):
         return "connect", f"cannot connect to {_host(endpoint)}: {_errno_text(chain)}"
-    if any(isinstance(item, _BROKEN_RESPONSE) for item in chain):
+    if caused_by(*_BROKEN_RESPONSE):
         return "invalid_response", f"broken HTTP response: {_first_line(chain[-1])}"
-    del found
     return "internal", f"{type(error).__name__}: {_first_line(error)}"
 
 
