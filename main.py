@@ -32,4 +32,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.guard(main))
+    sys.exit(cli.guard(main, pipeline.stop_workers))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import enum
+import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -26,6 +28,22 @@ class ExitCode(enum.IntEnum):
     INTERNAL_ERROR = 3
     INTERRUPTED = 130
     TERMINATED = 143
+
+
+# What each stopping signal means to the user, and the exit code it maps to.
+_STOP_SIGNALS = {
+    signal.SIGINT: ("interrupted", ExitCode.INTERRUPTED),
+    signal.SIGTERM: ("terminated", ExitCode.TERMINATED),
+}
+
+
+class Stopped(BaseException):
+    """A stopping signal arrived. BaseException, like KeyboardInterrupt, so
+    that no `except Exception`, dotflow's task engine included, swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.message, self.code = _STOP_SIGNALS[signum]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,19 +120,49 @@ def show_summary(report: dict[str, Any], output_path: str) -> None:
         console.print(f"validation: {problem}", markup=False)
 
 
-def guard(main: Callable[[], int]) -> int:
-    """Run main; turn bad input into one line and exit 2, never a traceback."""
+def guard(main: Callable[[], int], stop_workers: Callable[[], None]) -> int:
+    """Run main; bad input and stopping signals become one line and an exit code.
+
+    On SIGINT or SIGTERM the workers are stopped too; the report is either
+    complete or untouched, because every writer renames a finished file.
+    """
+    _stop_on_signals()
     try:
         return main()
     except ConfigError as error:
         fail(str(error), ExitCode.BAD_INPUT)
-    except KeyboardInterrupt:
-        fail("interrupted", ExitCode.INTERRUPTED)
+    except Stopped as stop:
+        _ignore_signals()  # a second Ctrl-C must not cut the clean-up short
+        stop_workers()
+        fail(stop.message, stop.code)
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:
     print(f"{PROGRAM}: error: {message}", file=sys.stderr)
     raise SystemExit(int(code))
+
+
+def _stop_on_signals() -> None:
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _raise_stopped)
+
+    # Forked workers inherit these handlers; they must simply die when the
+    # parent stops them, not raise Stopped inside dotflow's worker code.
+    os.register_at_fork(after_in_child=_default_signals)
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise Stopped(signum)
+
+
+def _ignore_signals() -> None:
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _default_signals() -> None:
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _text(value: Any) -> str:

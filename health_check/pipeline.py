@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,12 @@ from dotflow.providers import LogDefault, StorageFile
 from health_check import judge, steps
 from health_check.config import Endpoint
 from health_check.probe import Attempt
+
+# How long stopped workers get to exit on SIGTERM before they are killed.
+WORKER_STOP_GRACE_S = 1.0
+
+# Extra ways to stop workers, for a parallel flow that knows its own.
+_worker_stoppers: list[Callable[[], None]] = []
 
 
 def make_config(storage_dir: str) -> Config:
@@ -62,6 +70,34 @@ def run_report(
         failed = next(t for t in report.task.queue if t.status != TypeStatus.COMPLETED)
         raise ReportFailed(_last_error_message(failed))
     return config.storage.get(key=config.storage.key(task=last)).storage
+
+
+def add_worker_stopper(stop: Callable[[], None]) -> None:
+    """Have stop_workers() call `stop` first, e.g. a parallel flow's terminate."""
+    _worker_stoppers.append(stop)
+
+
+def stop_workers() -> None:
+    """End every worker process of this run: SIGTERM, a short grace, SIGKILL.
+
+    Stock dotflow Parallel keeps its processes inside a Manager that returns
+    only when the run is over, out of reach of a signal handler. Every worker
+    is a multiprocessing child of this process, though, so sweeping those
+    stops them whatever flow started them.
+    """
+    for stop in _worker_stoppers:
+        stop()
+
+    workers = multiprocessing.active_children()
+    for worker in workers:
+        worker.terminate()
+
+    give_up_at = time.monotonic() + WORKER_STOP_GRACE_S
+    for worker in workers:
+        worker.join(max(give_up_at - time.monotonic(), 0))
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
 
 
 class ReportFailed(Exception):
