@@ -8,7 +8,7 @@ endpoints ──▶ [checks: check_endpoint × N, parallel] ──▶ StorageFil
 import sys
 import time
 
-from health_check import cli, pipeline
+from health_check import cli, pipeline, runs
 from health_check.config import load_endpoints
 
 
@@ -17,14 +17,16 @@ def main(argv: list[str] | None = None) -> int:
     endpoints = load_endpoints(options.urls, options.config)
     dotflow_config = pipeline.make_config(options.storage)
 
-    started = time.monotonic()
-    results = pipeline.run_checks(endpoints, dotflow_config)
-    duration_s = time.monotonic() - started
+    with runs.RunRecord(options.storage) as run:
+        started = time.monotonic()
+        results = pipeline.run_checks(endpoints, dotflow_config, run.record_workflow)
+        duration_s = time.monotonic() - started
 
-    outputs = {"json": options.output}
-    report = pipeline.run_report(
-        endpoints, results, duration_s, outputs, dotflow_config
-    )
+        outputs = {"json": options.output}
+        report = pipeline.run_report(
+            endpoints, results, duration_s, outputs, dotflow_config, run.record_workflow
+        )
+    runs.prune_runs(options.storage, options.keep_runs)
 
     if not options.quiet:
         cli.show_summary(report, options.output)

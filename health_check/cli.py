@@ -69,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--storage", default=".output", metavar="DIR", help="dotflow StorageFile folder"
     )
     parser.add_argument(
+        "--keep-runs",
+        type=_at_least_one,
+        default=1,
+        metavar="N",
+        help="keep the task files of the last N runs in DIR (default 1)",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="exit 1 when any endpoint failed"
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -140,6 +147,14 @@ def guard(main: Callable[[], int], stop_workers: Callable[[], None]) -> int:
 def fail(message: str, code: ExitCode) -> NoReturn:
     print(f"{PROGRAM}: error: {message}", file=sys.stderr)
     raise SystemExit(int(code))
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of 1 or more, got {text!r}"
+        )
+    return int(text)
 
 
 def _stop_on_signals() -> None:

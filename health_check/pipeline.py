@@ -34,9 +34,18 @@ def make_config(storage_dir: str) -> Config:
     )
 
 
-def run_checks(endpoints: list[Endpoint], config: Config) -> list[dict[str, Any]]:
-    """Workflow 1: one task per endpoint, run in parallel; rows in config order."""
+def run_checks(
+    endpoints: list[Endpoint],
+    config: Config,
+    record_workflow: Callable[[Any], None] = lambda workflow_id: None,
+) -> list[dict[str, Any]]:
+    """Workflow 1: one task per endpoint, run in parallel; rows in config order.
+
+    `record_workflow` learns the workflow id before any task file is written,
+    so that pruning later finds every file of this run.
+    """
     checks = DotFlow(config=config, name="checks")
+    record_workflow(checks.workflow_id)
     for endpoint in endpoints:
         checks.task.add(step=steps.step_for(endpoint), initial_context=endpoint)
 
@@ -50,6 +59,7 @@ def run_report(
     duration_s: float,
     outputs: dict[str, str | None],
     config: Config,
+    record_workflow: Callable[[Any], None] = lambda workflow_id: None,
 ) -> dict[str, Any]:
     """Workflow 2: aggregate, validate and report, in sequence."""
     run = {
@@ -59,6 +69,7 @@ def run_report(
         "outputs": outputs,
     }
     report = DotFlow(config=config, name="report")
+    record_workflow(report.workflow_id)
     report.task.add(
         step=[steps.aggregate_results, steps.validate_results, steps.generate_report],
         initial_context=run,

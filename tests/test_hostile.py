@@ -10,7 +10,7 @@ import pytest
 from health_check.config import Endpoint
 from health_check.probe import BODY_CAP_BYTES, attempt
 
-from helpers import result_for, run_in_process
+from helpers import result_for, run_in_process, write_config
 from servers import HOST
 
 TIMEOUT_S = 1.0
@@ -107,7 +107,8 @@ def test_hostile_endpoints_leave_the_rest_of_the_run_alone(
     urls = {name: start_hostile(raw_server, name).url("/") for name in group}
     urls["loop"] = app_server.url("/loop")
     urls["ok"], urls["slow"] = app_server.url("/ok"), app_server.url("/delay/200")
-    config_path = write_config(tmp_path, urls)
+    entries = [{"name": name, "url": url} for name, url in urls.items()]
+    config_path = write_config(tmp_path, entries, timeout_s=TIMEOUT_S)
 
     started = time.monotonic()
     _, report = run_in_process(tmp_path, "--config", str(config_path))
@@ -145,16 +146,6 @@ def timed_attempt(url):
 
 def assert_one_line(error):
     assert error and "\n" not in error and error.isprintable(), repr(error)
-
-
-def write_config(tmp_path, urls_by_name):
-    lines = [f"defaults:\n  timeout: {TIMEOUT_S:g}\nendpoints:\n"]
-    lines += [
-        f"  - name: {name}\n    url: {url}\n" for name, url in urls_by_name.items()
-    ]
-    config_path = tmp_path / "endpoints.yaml"
-    config_path.write_text("".join(lines), encoding="utf-8")
-    return config_path
 
 
 @contextlib.contextmanager

@@ -3,14 +3,12 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
-from helpers import ROOT
+from helpers import start_main, wait_for_workers, write_config
 
 TIMEOUT_S = 1
 ATTEMPTS = 2
@@ -80,27 +78,6 @@ def test_a_stopped_run_exits_cleanly_and_keeps_the_previous_report(
     assert processes_left_in_session(run.pid) == []
 
 
-def start_main(cwd, *args):
-    """main.py in its own session, so that every process it leaves is findable."""
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "--quiet", *args],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def wait_for_workers(pid, count, timeout_s=20):
-    give_up_at = time.monotonic() + timeout_s
-    while time.monotonic() < give_up_at:
-        if len(psutil.Process(pid).children()) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"main.py never started {count} workers")
-
-
 def processes_left_in_session(session_id):
     """Live processes of the run's session, reparented orphans included."""
     left = []
@@ -112,11 +89,3 @@ def processes_left_in_session(session_id):
         if in_session and process.info["status"] != psutil.STATUS_ZOMBIE:
             left.append(process.info["pid"])
     return left
-
-
-def write_config(tmp_path, urls, timeout_s):
-    lines = [f"defaults:\n  timeout: {timeout_s}\nendpoints:\n"]
-    lines += [f"  - {url}\n" for url in urls]
-    config_path = tmp_path / "endpoints.yaml"
-    config_path.write_text("".join(lines), encoding="utf-8")
-    return config_path
