@@ -38,8 +38,11 @@ _STOP_SIGNALS = {
 
 
 class Stopped(BaseException):
-    """A stopping signal arrived. BaseException, like KeyboardInterrupt, so
-    that no `except Exception`, dotflow's task engine included, swallows it."""
+    """A stopping signal arrived.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception`
+    swallows it; dotflow's task engine has several.
+    """
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -150,11 +153,15 @@ def fail(message: str, code: ExitCode) -> NoReturn:
 
 
 def _at_least_one(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
         raise argparse.ArgumentTypeError(
             f"expected a whole number of 1 or more, got {text!r}"
         )
-    return int(text)
+    return number
 
 
 def _stop_on_signals() -> None:

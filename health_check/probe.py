@@ -151,10 +151,8 @@ class _Deadline:
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
-        self._ends_at = 0.0
 
     def __enter__(self) -> _Deadline:
-        self._ends_at = time.monotonic() + self.seconds
         _Deadline.local.current = self
         self._timer.start()
         return self
@@ -167,10 +165,6 @@ class _Deadline:
             for sock in self._sockets:
                 sock.close()
             self._sockets.clear()
-
-    @property
-    def remaining_s(self) -> float:
-        return self._ends_at - time.monotonic()
 
     def watch(self, sock: socket.socket) -> None:
         # A duplicate descriptor, because wrapping a socket in TLS detaches

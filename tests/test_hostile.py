@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 
+import psutil
 import pytest
 
 from health_check.config import Endpoint
@@ -64,6 +65,7 @@ def test_one_attempt_fails_within_its_deadline(
     assert (seen.status_code, seen.error_kind) == (status, kind)
     assert_one_line(seen.error)
     assert elapsed_s < ATTEMPT_BUDGET_S
+    assert sockets_open_to(server.port) == []
 
 
 @pytest.mark.timeout(30)
@@ -78,6 +80,7 @@ def test_endless_bodies_are_cut_at_the_cap(raw_server, behaviour, options):
     assert seen.body_bytes_read == BODY_CAP_BYTES
     assert len(seen.body) == BODY_CAP_BYTES
     assert elapsed_s < ATTEMPT_BUDGET_S
+    assert sockets_open_to(server.port) == []
 
 
 @pytest.mark.timeout(30)
@@ -142,6 +145,15 @@ def timed_attempt(url):
     started = time.monotonic()
     seen = attempt(Endpoint(url=url, timeout=TIMEOUT_S))
     return seen, time.monotonic() - started
+
+
+def sockets_open_to(port):
+    """This process's sockets still connected to `port` on the loopback."""
+    return [
+        connection
+        for connection in psutil.Process().net_connections(kind="tcp")
+        if connection.raddr and connection.raddr.port == port
+    ]
 
 
 def assert_one_line(error):

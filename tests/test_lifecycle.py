@@ -19,7 +19,7 @@ HANG_BOUND_S = ATTEMPTS * TIMEOUT_S + (ATTEMPTS - 1) * RETRY_DELAY_S + 2
 STOP_BOUND_S = 3
 SILENT_ENDPOINTS = 3
 # Writing the report is the last real work; pruning and exiting are quick.
-EXIT_AFTER_REPORT_S = 0.5
+EXIT_AFTER_REPORT_S = 1.0
 
 
 @pytest.mark.timeout(60)

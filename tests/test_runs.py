@@ -135,7 +135,7 @@ def test_readers_never_see_a_half_written_report(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["report.json"]
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "two"])
+@pytest.mark.parametrize("value", ["0", "-1", "two", "²"])
 def test_keep_runs_must_be_a_positive_number(tmp_path, value):
     result = run_main("--keep-runs", value, "http://127.0.0.1:9/", cwd=tmp_path)
 
