@@ -9,7 +9,6 @@ With --cron, dotflow's SchedulerCron repeats that whole line at every tick.
 """
 
 import functools
-import signal
 import sys
 import time
 from argparse import Namespace
@@ -18,7 +17,7 @@ from typing import Any
 
 from dotflow import Config
 
-from health_check import alerts, cli, pipeline, schedule
+from health_check import alerts, cli, pipeline, runs, schedule
 from health_check.config import Endpoint, load_endpoints
 
 
@@ -35,9 +34,6 @@ def main(argv: list[str] | None = None) -> int:
             cli.show_schedule_stopped(runs_done)
         return cli.ExitCode.OK
 
-    # Python ignores SIGTERM when it is PID 1 in a container, unless a
-    # handler is set; `docker stop` would then wait for its SIGKILL.
-    signal.signal(signal.SIGTERM, schedule.stop_at_once)
     report = run()
     if not options.quiet:
         cli.show_summary(report, options.output)
@@ -51,15 +47,23 @@ def run_once(
     run_number: int | None = None,
 ) -> dict[str, Any]:
     """One pass of the diagram: checks, report, alerts. Returns the report."""
-    pipeline.forget_earlier_runs(dotflow_config)
-    started = time.monotonic()
-    results = pipeline.run_checks(endpoints, dotflow_config, options.concurrency)
-    duration_s = time.monotonic() - started
+    with runs.RunRecord(options.storage) as record:
+        started = time.monotonic()
+        results = pipeline.run_checks(
+            endpoints, dotflow_config, options.concurrency, record.record_workflow
+        )
+        duration_s = time.monotonic() - started
 
-    outputs = cli.report_outputs(options)
-    report = pipeline.run_report(
-        endpoints, results, duration_s, outputs, dotflow_config
-    )
+        outputs = cli.report_outputs(options)
+        report = pipeline.run_report(
+            endpoints,
+            results,
+            duration_s,
+            outputs,
+            dotflow_config,
+            record.record_workflow,
+        )
+    runs.prune_runs(options.storage, options.keep_runs)
 
     if run_number is not None and not options.quiet:
         cli.show_run_line(report, run_number, options.output)
@@ -76,4 +80,4 @@ def run_once(
 
 
 if __name__ == "__main__":
-    sys.exit(cli.guard(main))
+    sys.exit(cli.guard(main, pipeline.stop_workers))

@@ -6,6 +6,7 @@ import argparse
 import enum
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -34,6 +35,25 @@ class ExitCode(enum.IntEnum):
     INTERNAL_ERROR = 3
     INTERRUPTED = 130
     TERMINATED = 143
+
+
+# What each stopping signal means to the user, and the exit code it maps to.
+_STOP_SIGNALS = {
+    signal.SIGINT: ("interrupted", ExitCode.INTERRUPTED),
+    signal.SIGTERM: ("terminated", ExitCode.TERMINATED),
+}
+
+
+class Stopped(BaseException):
+    """A stopping signal arrived.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception`
+    swallows it; dotflow's task engine has several.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.message, self.code = _STOP_SIGNALS[signum]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,6 +105,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=parallel.DEFAULT_MAX_IN_FLIGHT,
         metavar="N",
         help="checks in flight at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-runs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="keep the task files of the last N runs in DIR (default 1)",
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when any endpoint failed"
@@ -206,14 +233,21 @@ def show_delivery(delivery: Delivery, quiet: bool) -> None:
         )
 
 
-def guard(main: Callable[[], int]) -> int:
-    """Run main; turn bad input into one line and exit 2, never a traceback."""
+def guard(main: Callable[[], int], stop_workers: Callable[[], None]) -> int:
+    """Run main; bad input and stopping signals become one line and an exit code.
+
+    On SIGINT or SIGTERM the workers are stopped too; the report is either
+    complete or untouched, because every writer renames a finished file.
+    """
+    _stop_on_signals()
     try:
         return main()
     except ConfigError as error:
         fail(str(error), ExitCode.BAD_INPUT)
-    except KeyboardInterrupt:
-        fail("interrupted", ExitCode.INTERRUPTED)
+    except Stopped as stop:
+        _ignore_signals()  # a second Ctrl-C must not cut the clean-up short
+        stop_workers()
+        fail(stop.message, stop.code)
     except OSError as error:
         # Typically a report path we may not write; the checks already ran.
         where = f" {error.filename}" if error.filename else ""
@@ -252,6 +286,29 @@ def _report_path(text: str) -> str:
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} is a folder, not a file name")
     return text
+
+
+def _stop_on_signals() -> None:
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _raise_stopped)
+
+    # Forked workers inherit these handlers; they must simply die when the
+    # parent stops them, not raise Stopped inside dotflow's worker code.
+    os.register_at_fork(after_in_child=_default_signals)
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise Stopped(signum)
+
+
+def _ignore_signals() -> None:
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _default_signals() -> None:
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _text(value: Any) -> str:

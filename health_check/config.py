@@ -36,6 +36,12 @@ DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_ATTEMPTS = 2
 GITHUB_API_HOST = "api.github.com"
 
+# Far beyond any real config (10,000 endpoints make about 50,000 values), yet
+# small enough that YAML aliases cannot make a short file expand to billions
+# of values, or loop into itself, when the document is walked.
+MAX_DOCUMENT_VALUES = 1_000_000
+MAX_DOCUMENT_DEPTH = 32
+
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _STATUS_CLASS = re.compile(r"^([1-5])xx$")
 _STATUS_RANGE = re.compile(r"^(\d{3})\s*-\s*(\d{3})$")
@@ -144,13 +150,15 @@ def load_endpoints(urls: list[str], config_path: str | None) -> list[Endpoint]:
 def load_config_file(path: str) -> list[Endpoint]:
     """Read a YAML or JSON file: a list of endpoints, or a mapping with `endpoints`."""
     document = _parse_document(path)
+    _check_size(document, path)
 
     if isinstance(document, list):
         return build_endpoints(document, defaults={})
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: expected a list of endpoints or a mapping")
 
-    unknown = sorted(set(document) - {"endpoints", "defaults"})
+    # In file order, not sorted: YAML keys may mix types that do not compare.
+    unknown = [key for key in document if key not in ("endpoints", "defaults")]
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r}")
     defaults = document.get("defaults") or {}
@@ -284,6 +292,29 @@ def _first_problem(error: ValidationError) -> str:
     return f"{field}: {message}" if field else message
 
 
+def _check_size(document: Any, path: str) -> None:
+    """Refuse documents too deep or too big, counting aliases as often as used."""
+    pending = [(document, 1)]
+    values_seen = 0
+    while pending:
+        value, depth = pending.pop()
+        values_seen += 1
+        if values_seen > MAX_DOCUMENT_VALUES:
+            raise ConfigError(
+                f"{path}: more than {MAX_DOCUMENT_VALUES:,} values once YAML "
+                "aliases are expanded"
+            )
+        if depth > MAX_DOCUMENT_DEPTH:
+            raise ConfigError(
+                f"{path}: nested more than {MAX_DOCUMENT_DEPTH} levels deep "
+                "(or an alias refers to itself)"
+            )
+        if isinstance(value, dict):
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+
+
 def _parse_document(path: str) -> Any:
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -293,6 +324,14 @@ def _parse_document(path: str) -> Any:
         reason = getattr(error, "strerror", None) or str(error)
         raise ConfigError(f"cannot read config file {path}: {reason}") from None
 
+    try:
+        return _parse_text(text, path)
+    except RecursionError:
+        # Both parsers recurse once per nesting level.
+        raise ConfigError(f"{path}: nested too deeply to read") from None
+
+
+def _parse_text(text: str, path: str) -> Any:
     if path.lower().endswith(".json"):
         try:
             return json.loads(text)

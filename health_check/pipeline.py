@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,9 @@ from health_check.probe import Attempt
 from health_check.reports.json_report import render_json
 
 REPORT_STEP_NAMES = ("aggregate_results", "validate_results", "generate_report")
+
+# How long stopped workers get to exit on SIGTERM before they are killed.
+WORKER_STOP_GRACE_S = 1.0
 
 
 def make_config(storage_dir: str) -> Config:
@@ -34,13 +39,17 @@ def run_checks(
     endpoints: list[Endpoint],
     config: Config,
     concurrency: int = parallel.DEFAULT_MAX_IN_FLIGHT,
+    record_workflow: Callable[[Any], None] = lambda workflow_id: None,
 ) -> list[dict[str, Any]]:
     """Workflow 1: one task per endpoint, run in parallel; rows in config order.
 
     At most `concurrency` checks are in flight, on at most twice as many
     worker processes as there are CPUs (see health_check/parallel.py).
+    `record_workflow` learns the workflow id before any task file is written,
+    so that pruning later finds every file of this run.
     """
     checks = DotFlow(config=config, name="checks")
+    record_workflow(checks.workflow_id)
     for endpoint in endpoints:
         checks.task.add(step=steps.step_for(endpoint), initial_context=endpoint)
 
@@ -55,6 +64,7 @@ def run_report(
     duration_s: float,
     outputs: dict[str, str | None],
     config: Config,
+    record_workflow: Callable[[Any], None] = lambda workflow_id: None,
 ) -> dict[str, Any]:
     """Workflow 2: aggregate, validate and report, in sequence."""
     run = {
@@ -64,6 +74,7 @@ def run_report(
         "outputs": outputs,
     }
     report = DotFlow(config=config, name="report")
+    record_workflow(report.workflow_id)
     report.task.add(
         step=[getattr(steps, name) for name in REPORT_STEP_NAMES],
         initial_context=run,
@@ -93,6 +104,32 @@ def _report_without_workflow(run: dict[str, Any], tasks: list[Any]) -> dict[str,
     )
     write_atomic(run["outputs"]["json"], render_json(report))
     return report
+
+
+def stop_workers() -> None:
+    """End every worker process of this run: SIGTERM, a short grace, SIGKILL.
+
+    Stock dotflow Parallel keeps its processes inside a Manager that returns
+    only when the run is over, out of reach of a signal handler. Every worker
+    is a multiprocessing child of this process, though, so sweeping those
+    stops them whatever flow started them.
+    """
+    parallel.terminate_live_workers()
+
+    workers = multiprocessing.active_children()
+    for worker in workers:
+        worker.terminate()
+
+    give_up_at = time.monotonic() + WORKER_STOP_GRACE_S
+    for worker in workers:
+        worker.join(max(give_up_at - time.monotonic(), 0))
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+
+
+class ReportFailed(Exception):
+    """The report workflow did not finish; the message says which step broke."""
 
 
 def read_result(task: Any, storage: StorageFile) -> dict[str, Any]:
@@ -156,17 +193,3 @@ def _quiet_dotflow_logger(log_path: Path) -> None:
     )
     logger.addHandler(file_handler)
     logger.propagate = False
-
-
-def elapsed_since(started: float) -> float:
-    return time.monotonic() - started
-
-
-def forget_earlier_runs(config: Config) -> None:
-    """Delete the task entries that earlier runs left in storage.
-
-    Every run stores each task under a new key, so a schedule every five
-    minutes would add over a thousand files a day. The last run's entries
-    stay for inspection until the next run starts.
-    """
-    config.storage.delete_prefix("")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
 import ssl
 import threading
@@ -144,6 +145,8 @@ def classify(
         return "timeout", f"no answer within {limit}"
     if caused_by(urllib3.exceptions.NewConnectionError):
         return "connect", f"cannot connect to {_host(endpoint)}: {_errno_text(chain)}"
+    if any(_is_not_http(item) for item in chain):
+        return "invalid_response", "not an HTTP response"
     if caused_by(*_BROKEN_RESPONSE):
         return "invalid_response", f"broken HTTP response: {_first_line(chain[-1])}"
     return "internal", f"{type(error).__name__}: {_first_line(error)}"
@@ -159,7 +162,7 @@ _BROKEN_RESPONSE = (
 
 
 class _Deadline:
-    """Closes every socket of the attempt once its time is up.
+    """Shuts every connection of the attempt down once its time is up.
 
     requests' timeout bounds each socket operation, so a server that sends a
     byte a second never trips it. Shutting the socket down from a timer thread
@@ -183,22 +186,28 @@ class _Deadline:
         self._timer.start()
         return self
 
+    @property
+    def remaining_s(self) -> float:
+        """Time left, for work after the request such as a certificate fetch."""
+        return self._ends_at - time.monotonic()
+
     def __exit__(self, *exc_info: Any) -> None:
         _Deadline.local.current = None
         self._timer.cancel()
         self._timer.join()
-
-    @property
-    def remaining_s(self) -> float:
-        return self._ends_at - time.monotonic()
-
-    def watch(self, sock: socket.socket | None) -> None:
         with self._lock:
-            if sock is None:
-                return
-            self._sockets.append(sock)
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate descriptor, because wrapping a socket in TLS detaches
+        # the original object before the handshake starts. shutdown() through
+        # any descriptor ends the one connection they share, handshake or not.
+        with self._lock:
+            self._sockets.append(sock.dup())
             if self.expired:
-                _shut(sock)
+                _shut(self._sockets[-1])
 
     def _expire(self) -> None:
         with self._lock:
@@ -208,13 +217,11 @@ class _Deadline:
 
 
 def _shut(sock: socket.socket) -> None:
-    # socket.socket.shutdown, not SSLSocket.shutdown: the latter would tear
-    # down the TLS object under the reading thread's feet.
     with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        sock.shutdown(socket.SHUT_RDWR)
 
 
-def _watch_current(sock: socket.socket | None) -> None:
+def _watch_current(sock: socket.socket) -> None:
     deadline = getattr(_Deadline.local, "current", None)
     if deadline is not None:
         deadline.watch(sock)
@@ -283,16 +290,22 @@ def _fetch_unverified(endpoint: Endpoint, remaining_s: float) -> bytes | None:
         )
 
 
-class _WatchedHTTPConnection(HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        _watch_current(self.sock)
+class _WatchedSocket:
+    """Registers each new TCP connection with the attempt's deadline."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch_current(sock)
+        return sock
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
+class _WatchedHTTPConnection(_WatchedSocket, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedSocket, HTTPSConnection):
     def connect(self) -> None:
         super().connect()
-        _watch_current(self.sock)
         _FirstCertificate.catch_current(self)
 
 
@@ -421,6 +434,20 @@ def _is_https(url: str) -> bool:
     return urlsplit(url).scheme.lower() == "https"
 
 
+def _is_not_http(error: BaseException) -> bool:
+    # RemoteDisconnected is a BadStatusLine too, but its own text says more.
+    return isinstance(error, http.client.BadStatusLine) and not isinstance(
+        error, http.client.RemoteDisconnected
+    )
+
+
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
+    """The error's first line, cut short, with no control characters.
+
+    Exception text may quote what a server sent, and the row's error must
+    stay one printable line in every report format.
+    """
+    lines = str(error).strip().splitlines()
+    if not lines:
+        return type(error).__name__
+    return "".join(ch if ch.isprintable() else "?" for ch in lines[0][:200])

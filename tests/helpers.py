@@ -3,7 +3,11 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,3 +54,37 @@ def run_main(
 
 def result_for(report: dict, name: str) -> dict:
     return next(row for row in report["results"] if row["name"] == name)
+
+
+def start_main(cwd: Path, *args: str) -> subprocess.Popen:
+    """`python main.py --quiet ARGS` in its own session, left running.
+
+    Its own session makes every process it leaves behind findable, even
+    orphans that the system has handed to another parent.
+    """
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--quiet", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_workers(pid: int, count: int, timeout_s: float = 20) -> None:
+    """Wait until process `pid` has forked `count` workers."""
+    give_up_at = time.monotonic() + timeout_s
+    while time.monotonic() < give_up_at:
+        if len(psutil.Process(pid).children()) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"main.py never started {count} workers")
+
+
+def write_config(tmp_path: Path, endpoints: list, timeout_s: float) -> Path:
+    """A YAML config of `endpoints` (URLs or mappings) with one timeout for all."""
+    document = {"defaults": {"timeout": timeout_s}, "endpoints": endpoints}
+    config_path = tmp_path / "endpoints.yaml"
+    config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return config_path

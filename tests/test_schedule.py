@@ -60,10 +60,12 @@ def test_an_invalid_run_does_not_stop_the_schedule(app_server, tmp_path):
 
 
 def test_a_failing_run_does_not_stop_the_schedule(app_server, tmp_path):
-    # A folder where the report should go: every run fails to write it.
-    (tmp_path / "taken").mkdir()
+    # A file where the report's folder should be: every run fails to write it.
+    (tmp_path / "taken").write_text("not a folder")
 
-    run = _run_schedule(tmp_path, 2, "--output", "taken", app_server.url("/ok"))
+    run = _run_schedule(
+        tmp_path, 2, "--output", "taken/report.json", app_server.url("/ok")
+    )
 
     assert run.returncode == 0
     errors = run.stderr.splitlines()
@@ -158,7 +160,7 @@ def test_a_single_run_stops_at_once_on_sigterm(app_server, tmp_path):
         process.kill()
 
     assert process.returncode == 128 + signal.SIGTERM
-    assert stderr.splitlines() == ["health-check: error: stopped at once by SIGTERM"]
+    assert stderr.splitlines() == ["health-check: error: terminated"]
 
 
 def _run_schedule(tmp_path: Path, max_runs: int, *args: str):
