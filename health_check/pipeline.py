@@ -19,8 +19,6 @@ from health_check.files import write_atomic
 from health_check.probe import Attempt
 from health_check.reports.json_report import render_json
 
-REPORT_STEP_NAMES = ("aggregate_results", "validate_results", "generate_report")
-
 # How long stopped workers get to exit on SIGTERM before they are killed.
 WORKER_STOP_GRACE_S = 1.0
 
@@ -76,7 +74,7 @@ def run_report(
     report = DotFlow(config=config, name="report")
     record_workflow(report.workflow_id)
     report.task.add(
-        step=[getattr(steps, name) for name in REPORT_STEP_NAMES],
+        step=[steps.aggregate_results, steps.validate_results, steps.generate_report],
         initial_context=run,
     )
     report.start(mode="sequential")
@@ -89,12 +87,8 @@ def run_report(
 
 def _report_without_workflow(run: dict[str, Any], tasks: list[Any]) -> dict[str, Any]:
     """A plain JSON report when a report step broke: checks that ran are never lost."""
-    position, broken = next(
-        (position, task)
-        for position, task in enumerate(tasks)
-        if task.status != TypeStatus.COMPLETED
-    )
-    step_name = REPORT_STEP_NAMES[position]
+    broken = next(task for task in tasks if task.status != TypeStatus.COMPLETED)
+    step_name = broken.step.func.__name__
     problem = f"report step {step_name} failed: {_last_error_message(broken)}"
 
     report = summary.build_report(
@@ -126,10 +120,6 @@ def stop_workers() -> None:
         if worker.is_alive():
             worker.kill()
             worker.join()
-
-
-class ReportFailed(Exception):
-    """The report workflow did not finish; the message says which step broke."""
 
 
 def read_result(task: Any, storage: StorageFile) -> dict[str, Any]:

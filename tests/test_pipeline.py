@@ -1,8 +1,11 @@
 """The two workflows end to end, and dotflow 1.0.1's edges that they work around."""
 
 import json
+import threading
+import time
 
 import pytest
+from dotflow import DotFlow, action
 from dotflow.providers import StorageFile
 
 from health_check import config, pipeline, reports, steps
@@ -165,3 +168,37 @@ def test_an_unwritable_report_is_one_line_and_exit_3(app_server, tmp_path):
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("health-check: error: cannot write")
+
+
+def test_dotflow_timeout_is_not_retried_so_the_probe_ends_attempts_first(tmp_path):
+    # The edge itself: a dotflow TimeoutError ends the task after one attempt
+    # however large `retry` is, and leaves the step's thread running.
+    attempts = []
+
+    @action(retry=3, timeout=1)
+    def sleepy():
+        attempts.append(threading.current_thread().name)
+        time.sleep(1.5)
+
+    flow = DotFlow(config=pipeline.make_config(str(tmp_path / "storage")))
+    flow.task.add(step=sleepy)
+    flow.start()
+
+    (task,) = flow.task.queue
+    assert task.errors[-1].exception == "TimeoutError"
+    assert len(attempts) == 1
+    assert any(t.name == attempts[0] and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_hanging_endpoint_is_retried_because_the_probe_deadline_comes_first(
+    raw_server, tmp_path
+):
+    config_file = tmp_path / "endpoints.yaml"
+    config_file.write_text(f"- url: {raw_server('silent').url()}\n  timeout: 1\n")
+
+    _, report = run_in_process(tmp_path, "--config", str(config_file))
+
+    (row,) = report["results"]
+    assert row["error_kind"] == "timeout"
+    assert row["attempts"] == 2
+    assert "deadline" in row["error"]
