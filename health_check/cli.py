@@ -12,9 +12,6 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from rich.console import Console
-from rich.table import Table
-
 from health_check import __version__, parallel
 from health_check.alerts import Delivery, mask_webhook_url
 from health_check.config import ConfigError
@@ -151,6 +148,11 @@ def report_outputs(options: argparse.Namespace) -> dict[str, str | None]:
 
 def show_summary(report: dict[str, Any], output_path: str) -> None:
     """Changes first, then one row per endpoint, then the totals, on stdout."""
+    # Imported here: rich costs some 60 ms of start-up that --quiet runs,
+    # and every scheduled run's one-line summary, never need.
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(highlight=False)
     for line in _change_lines(report.get("changes")):
         console.print(line, markup=False)
