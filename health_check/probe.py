@@ -559,7 +559,7 @@ def _failed_host(chain: list[BaseException], endpoint: Endpoint) -> str:
             getattr(item, "conn", None), "host", None
         )
         if isinstance(host, str):
-            return printable(host, HOST_SHOWN_CHARS)
+            return _shown_host(host)
     return _request_address(chain, endpoint)[0]
 
 
@@ -570,7 +570,7 @@ def _failed_address(chain: list[BaseException], endpoint: Endpoint) -> str:
         host = getattr(connection, "host", None)
         port = getattr(connection, "port", None)
         if isinstance(host, str) and isinstance(port, int):
-            return f"{printable(host, HOST_SHOWN_CHARS)}:{port}"
+            return f"{_shown_host(host)}:{port}"
     return "{}:{}".format(*_request_address(chain, endpoint))
 
 
@@ -587,10 +587,18 @@ def _request_address(
     try:
         parts = urlsplit(url)
         default_port = 443 if parts.scheme.lower() == "https" else 80
-        host = printable(parts.hostname or "?", HOST_SHOWN_CHARS)
+        host = _shown_host(parts.hostname or "?")
         return host, parts.port or default_port
     except ValueError:
         return "?", "?"
+
+
+def _shown_host(host: str) -> str:
+    """The host as the user wrote it: an IDN goes out as punycode, not shown so."""
+    # Not punycode after all, or not ASCII: then it is shown as it came.
+    with contextlib.suppress(UnicodeError):
+        host = host.encode("ascii").decode("idna")
+    return printable(host, HOST_SHOWN_CHARS)
 
 
 def _broken_text(chain: list[BaseException]) -> str | None:
