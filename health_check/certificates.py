@@ -10,7 +10,10 @@ from typing import Any
 
 from cryptography import x509
 
+from health_check.server_text import printable
+
 SECONDS_PER_DAY = 86400
+NAME_CHARS = 500
 
 
 def certificate_facts(
@@ -24,8 +27,9 @@ def certificate_facts(
     return {
         "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "days_left": round((not_after - now).total_seconds() / SECONDS_PER_DAY, 1),
-        "issuer": certificate.issuer.rfc4514_string(),
-        "subject": certificate.subject.rfc4514_string(),
+        # Names are the server's own choice of text, like a reason phrase.
+        "issuer": printable(certificate.issuer.rfc4514_string(), NAME_CHARS),
+        "subject": printable(certificate.subject.rfc4514_string(), NAME_CHARS),
         "verified": verified,
     }
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from health_check.config import Endpoint, Expectations
 from health_check.probe import Attempt
+from health_check.server_text import printable
 
 _MISSING = object()
 
@@ -76,7 +77,8 @@ def _header_failures(expect: Expectations, headers: dict[str, str]) -> list[str]
         if actual is None:
             reasons.append(f'header {name} is missing, expected "{wanted}"')
         elif not _header_matches(actual, wanted):
-            reasons.append(f'header {name} is "{actual}", expected "{wanted}"')
+            shown = printable(actual)
+            reasons.append(f'header {name} is "{shown}", expected "{wanted}"')
     return reasons
 
 
@@ -100,6 +102,9 @@ def _json_failures(expect: Expectations, text: str, truncated: bool) -> list[str
         document = json.loads(text)
     except ValueError:
         return [f"body is not valid JSON{_cut_note(truncated)}"]
+    except RecursionError:
+        # A body of half a million "[" exhausts the parser's stack, not ours.
+        return ["body JSON is nested too deeply"]
 
     reasons = []
     for path, wanted in expect.json_values.items():
@@ -134,8 +139,12 @@ def _same_value(actual: Any, wanted: Any) -> bool:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """A JSON value as the body had it, short and printable."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except RecursionError:
+        return "a value nested too deeply to show"
+    return printable(text, 77)
 
 
 def _describe_range(low: int, high: int) -> str:

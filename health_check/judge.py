@@ -8,6 +8,10 @@ from typing import Any
 from health_check.config import Endpoint
 from health_check.expectations import failed_expectations, status_expected
 from health_check.probe import Attempt
+from health_check.server_text import printable
+
+# An HTTP-date is 29 characters; anything longer is not a Retry-After.
+RETRY_AFTER_CHARS = 40
 
 
 def result_row(endpoint: Endpoint, seen: Attempt, attempts: int = 1) -> dict[str, Any]:
@@ -33,7 +37,7 @@ def result_row(endpoint: Endpoint, seen: Attempt, attempts: int = 1) -> dict[str
         "redirects": seen.redirects,
         "body_bytes_read": seen.body_bytes_read,
         "body_truncated": seen.body_truncated,
-        "retry_after": _header(seen, "Retry-After"),
+        "retry_after": printable(_header(seen, "Retry-After"), RETRY_AFTER_CHARS),
         "tls": seen.tls,
         "checked_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

@@ -22,11 +22,14 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from health_check import __version__
 from health_check.certificates import certificate_facts, fetch_unverified
 from health_check.config import Endpoint, mask_url
+from health_check.server_text import printable
 
 USER_AGENT = f"health-check-flow/{__version__} (+requests/{requests.__version__})"
 MAX_REDIRECTS = 10
 BODY_CAP_BYTES = 1024 * 1024
 CHUNK_BYTES = 64 * 1024
+URL_SHOWN_CHARS = 2000
+HOST_SHOWN_CHARS = 253  # the longest DNS name
 
 # verify: false is the user's explicit choice, and the row says tls.verified
 # false; urllib3's per-request warning would only repeat it on stderr.
@@ -47,6 +50,11 @@ _DEFINITE_ERRORS = {
 }
 
 
+# The statuses a final answer may have (RFC 9110 s15); the report allows these.
+_STATUS_RANGE = range(200, 600)
+_REPORTABLE_STATUS = range(100, 600)
+
+
 @dataclass
 class Attempt:
     """What one HTTP attempt saw. `response_time_ms` covers send to last body byte."""
@@ -64,6 +72,7 @@ class Attempt:
     body_truncated: bool = False
     encoding: str | None = None  # the charset the Content-Type declared, if any
     tls: dict[str, Any] | None = None  # the monitored host's leaf certificate
+    definite: bool = False  # a failure another attempt would only repeat
 
     @property
     def answered(self) -> bool:
@@ -76,7 +85,7 @@ class Attempt:
         A certificate that fails verification or a redirect loop will not
         change in a second, so those are definite, like a 404.
         """
-        if self.error_kind in _DEFINITE_ERRORS:
+        if self.definite or self.error_kind in _DEFINITE_ERRORS:
             return False
         if self.status_code is None or self.error_kind is not None:
             return True
@@ -87,11 +96,11 @@ def attempt(endpoint: Endpoint) -> Attempt:
     """Make one request; every failure comes back as an Attempt, never raised."""
     deadline = _Deadline(endpoint.timeout_s)
     certificate = _FirstCertificate(enabled=_is_https(endpoint.url))
+    exchange = _Exchange(endpoint.follow_redirects)
     result = Attempt()
-    started = time.perf_counter()
 
     try:
-        with _session(endpoint) as session, deadline, certificate:
+        with _session(exchange) as session, deadline, certificate:
             response = session.request(
                 endpoint.method,
                 endpoint.url,
@@ -102,15 +111,19 @@ def attempt(endpoint: Endpoint) -> Attempt:
                 allow_redirects=endpoint.follow_redirects,
                 stream=True,
                 verify=_verify(endpoint),
-                hooks={"response": _drop_redirect_body},
+                hooks={"response": exchange.on_response},
             )
+            exchange.following_redirect = False
             with response:
                 _record_response(result, response)
                 _read_body(result, response, deadline)
+            exchange.finish()
     except Exception as error:  # translated below, in one place
-        result.error_kind, result.error = classify(error, deadline, endpoint)
+        exchange.finish()
+        failure = classify(error, deadline, endpoint, exchange)
+        result.error_kind, result.error, result.definite = failure
 
-    result.response_time_ms = round((time.perf_counter() - started) * 1000, 1)
+    result.response_time_ms = exchange.elapsed_ms()
     result.tls = _tls_facts(endpoint, result, certificate, deadline)
     if result.status_code is not None and result.error_kind is None:
         return result
@@ -120,12 +133,22 @@ def attempt(endpoint: Endpoint) -> Attempt:
 
 
 def classify(
-    error: BaseException, deadline: _Deadline, endpoint: Endpoint
-) -> tuple[str, str]:
-    """Translate a transport exception into (error_kind, one-line error)."""
+    error: BaseException,
+    deadline: _Deadline,
+    endpoint: Endpoint,
+    exchange: _Exchange,
+) -> tuple[str, str, bool]:
+    """Translate a transport exception into (error_kind, one-line error, definite).
+
+    The line is built from fixed phrases, host names and errno text only.
+    Exception text from requests and urllib3 may quote the request's URL or
+    headers, secrets included, so it never reaches the row.
+    """
     limit = f"{endpoint.timeout_s:g} s"
     if deadline.expired:
-        return "timeout", f"no complete answer within the {limit} deadline"
+        return "timeout", f"no complete answer within the {limit} deadline", False
+    if isinstance(error, _NotFinal):
+        return "invalid_response", error.line, False
 
     chain = list(_causes(error))
 
@@ -133,32 +156,115 @@ def classify(
         return any(isinstance(item, kinds) for item in chain)
 
     if caused_by(requests.TooManyRedirects):
-        return "too_many_redirects", f"more than {MAX_REDIRECTS} redirects"
+        return "too_many_redirects", f"more than {MAX_REDIRECTS} redirects", True
     for item in chain:
         if isinstance(item, ssl.SSLCertVerificationError):
-            return _tls_kind(item)
+            return (*_tls_kind(item), True)
     if caused_by(ssl.SSLError, requests.exceptions.SSLError):
-        return "tls", "TLS handshake failed"
+        return "tls", "TLS handshake failed", False
     if caused_by(urllib3.exceptions.NameResolutionError):
-        return "dns", f"cannot resolve host {_host(endpoint)}"
+        return "dns", f"cannot resolve host {_failed_host(chain, endpoint)}", False
     if caused_by(requests.Timeout, socket.timeout):
-        return "timeout", f"no answer within {limit}"
+        return "timeout", f"no answer within {limit}", False
     if caused_by(urllib3.exceptions.NewConnectionError):
-        return "connect", f"cannot connect to {_host(endpoint)}: {_errno_text(chain)}"
+        where = _failed_address(chain, endpoint)
+        return "connect", f"cannot connect to {where}: {_errno_text(chain)}", False
+    return _answer_failure(error, chain, exchange)
+
+
+def _answer_failure(
+    error: BaseException, chain: list[BaseException], exchange: _Exchange
+) -> tuple[str, str, bool]:
+    """A connection was made, or meant to be: what went wrong with the answer.
+
+    A redirect's Location the server chose (file://, a bad port, bytes that
+    are not UTF-8) breaks requests in many ways; none of them is our bug.
+    """
     if any(_is_not_http(item) for item in chain):
-        return "invalid_response", "not an HTTP response"
-    if caused_by(*_BROKEN_RESPONSE):
-        return "invalid_response", f"broken HTTP response: {_first_line(chain[-1])}"
-    return "internal", f"{type(error).__name__}: {_first_line(error)}"
+        return "invalid_response", "not an HTTP response", False
+    broken = _broken_text(chain)
+    if broken is not None:
+        return "invalid_response", broken, False
+    if exchange.following_redirect:
+        text = "redirect to an unsupported or malformed URL"
+        return "invalid_response", text, True
+    if exchange.sent and any(isinstance(item, _EXCHANGE_ERRORS) for item in chain):
+        return "invalid_response", f"broken HTTP response ({_kind_name(chain)})", False
+    return "internal", f"{type(error).__name__}: unexpected error in the check", False
 
 
-_BROKEN_RESPONSE = (
-    urllib3.exceptions.ProtocolError,
-    urllib3.exceptions.DecodeError,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-    requests.ConnectionError,
+# An answer broken on the way, most specific first, each with a fixed phrase.
+_BROKEN_ANSWERS: list[tuple[tuple[type[BaseException], ...], str]] = [
+    ((http.client.RemoteDisconnected,), "connection closed without an answer"),
+    (
+        (http.client.IncompleteRead, urllib3.exceptions.IncompleteRead),
+        "answer cut off before its end",
+    ),
+    ((urllib3.exceptions.InvalidChunkLength,), "malformed chunked body"),
+    (
+        (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError),
+        "body does not match its Content-Encoding",
+    ),
+    ((ConnectionResetError,), "connection reset mid-answer"),
+    (
+        (
+            urllib3.exceptions.ProtocolError,
+            requests.exceptions.ChunkedEncodingError,
+            requests.ConnectionError,
+        ),
+        "connection broken mid-answer",
+    ),
+]
+# Anything else requests, urllib3 or http.client raise once the request is out.
+_EXCHANGE_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
 )
+
+
+class _Exchange:
+    """One request's way through requests: when it went out, where it stands.
+
+    Timing starts in the adapter, right before the first request is sent, so
+    building the session, starting the deadline and requests' own settings
+    lookups are not counted; it ends at the last body byte.
+    """
+
+    def __init__(self, follow_redirects: bool) -> None:
+        self.follow_redirects = follow_redirects
+        self.following_redirect = False
+        self.sent_at: float | None = None
+        self.finished_at: float | None = None
+        self._created_at = time.perf_counter()
+
+    @property
+    def sent(self) -> bool:
+        return self.sent_at is not None
+
+    def sending(self) -> None:
+        if self.sent_at is None:
+            self.sent_at = time.perf_counter()
+
+    def finish(self) -> None:
+        if self.finished_at is None:
+            self.finished_at = time.perf_counter()
+
+    def elapsed_ms(self) -> float:
+        started = self.sent_at or self._created_at
+        finished = self.finished_at or time.perf_counter()
+        return round((finished - started) * 1000, 1)
+
+    def on_response(self, response: requests.Response, **_: Any) -> None:
+        """Close a redirect's connection instead of letting requests read its body.
+
+        requests reads each redirect's whole body before following it; a 301
+        with an endless body would then be read without limit. Whatever fails
+        from here until requests hands back a response is the redirect's doing.
+        """
+        if response.is_redirect:
+            response.raw.close()
+            self.following_redirect = self.follow_redirects
 
 
 class _Deadline:
@@ -320,6 +426,14 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 class _DeadlineAdapter(HTTPAdapter):
     """An adapter whose connections register their sockets with the deadline."""
 
+    def __init__(self, exchange: _Exchange) -> None:
+        self.exchange = exchange
+        super().__init__(max_retries=0)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any):
+        self.exchange.sending()
+        return super().send(request, **kwargs)
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
@@ -328,11 +442,11 @@ class _DeadlineAdapter(HTTPAdapter):
         }
 
 
-def _session(endpoint: Endpoint) -> requests.Session:
+def _session(exchange: _Exchange) -> requests.Session:
     session = requests.Session()
     session.max_redirects = MAX_REDIRECTS
     session.headers["User-Agent"] = USER_AGENT
-    adapter = _DeadlineAdapter(max_retries=0)
+    adapter = _DeadlineAdapter(exchange)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -344,23 +458,35 @@ def _verify(endpoint: Endpoint) -> bool | str:
     return endpoint.tls.ca_bundle or True
 
 
-def _drop_redirect_body(response: requests.Response, **_: Any) -> None:
-    """Close a redirect's connection instead of letting requests read its body.
-
-    requests reads each redirect's whole body before following it; a 301 with
-    an endless body would then be read without limit.
-    """
-    if response.is_redirect:
-        response.raw.close()
-
-
 def _record_response(result: Attempt, response: requests.Response) -> None:
-    result.status_code = response.status_code
-    result.reason = response.reason or ""
-    result.final_url = mask_url(response.url)
+    """Note the answer; raise _NotFinal for a status no final answer may have."""
+    status = response.status_code
+    result.status_code = status if status in _REPORTABLE_STATUS else None
+    result.reason = printable(response.reason) or ""
+    result.final_url = printable(mask_url(response.url), URL_SHOWN_CHARS)
     result.redirects = len(response.history)
     result.headers = dict(response.headers)
     result.encoding = _declared_charset(response.headers.get("Content-Type"))
+    if status not in _STATUS_RANGE:
+        raise _NotFinal(status)
+
+
+class _NotFinal(Exception):
+    """An answer whose status is informational (1xx) or not a status at all.
+
+    http.client skips only 100 Continue, so a 103 Early Hints or a 101 arrives
+    here as if it were the answer; the real one may still be in the socket.
+    """
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+    @property
+    def line(self) -> str:
+        if self.status in _REPORTABLE_STATUS:
+            return f"informational status {self.status} where a final answer was due"
+        return f"status {self.status} is not an HTTP status (100-599)"
 
 
 def _declared_charset(content_type: str | None) -> str | None:
@@ -426,8 +552,68 @@ def _errno_text(chain: list[BaseException]) -> str:
     return "connection failed"
 
 
-def _host(endpoint: Endpoint) -> str:
-    return urlsplit(endpoint.url).hostname or "?"
+def _failed_host(chain: list[BaseException], endpoint: Endpoint) -> str:
+    """The host whose name did not resolve: a redirect's, perhaps, not ours."""
+    for item in chain:
+        host = getattr(item, "_host", None) or getattr(
+            getattr(item, "conn", None), "host", None
+        )
+        if isinstance(host, str):
+            return _shown_host(host)
+    return _request_address(chain, endpoint)[0]
+
+
+def _failed_address(chain: list[BaseException], endpoint: Endpoint) -> str:
+    """host:port of the connection that failed, from urllib3's own connection."""
+    for item in chain:
+        connection = getattr(item, "conn", None)
+        host = getattr(connection, "host", None)
+        port = getattr(connection, "port", None)
+        if isinstance(host, str) and isinstance(port, int):
+            return f"{_shown_host(host)}:{port}"
+    return "{}:{}".format(*_request_address(chain, endpoint))
+
+
+def _request_address(
+    chain: list[BaseException], endpoint: Endpoint
+) -> tuple[str, int | str]:
+    """Host and port of the request requests was making, else the endpoint's."""
+    url = endpoint.url
+    for item in chain:
+        request = getattr(item, "request", None)
+        if isinstance(getattr(request, "url", None), str):
+            url = request.url
+            break
+    try:
+        parts = urlsplit(url)
+        default_port = 443 if parts.scheme.lower() == "https" else 80
+        host = _shown_host(parts.hostname or "?")
+        return host, parts.port or default_port
+    except ValueError:
+        return "?", "?"
+
+
+def _shown_host(host: str) -> str:
+    """The host as the user wrote it: an IDN goes out as punycode, not shown so."""
+    # Not punycode after all, or not ASCII: then it is shown as it came.
+    with contextlib.suppress(UnicodeError):
+        host = host.encode("ascii").decode("idna")
+    return printable(host, HOST_SHOWN_CHARS)
+
+
+def _broken_text(chain: list[BaseException]) -> str | None:
+    for kinds, text in _BROKEN_ANSWERS:
+        if any(isinstance(item, kinds) for item in chain):
+            return text
+    return None
+
+
+def _kind_name(chain: list[BaseException]) -> str:
+    """The innermost HTTP library error's type name: a hint, never its text."""
+    names = [
+        type(item).__name__ for item in chain if isinstance(item, _EXCHANGE_ERRORS)
+    ]
+    return names[-1] if names else type(chain[0]).__name__
 
 
 def _is_https(url: str) -> bool:
@@ -439,15 +625,3 @@ def _is_not_http(error: BaseException) -> bool:
     return isinstance(error, http.client.BadStatusLine) and not isinstance(
         error, http.client.RemoteDisconnected
     )
-
-
-def _first_line(error: BaseException) -> str:
-    """The error's first line, cut short, with no control characters.
-
-    Exception text may quote what a server sent, and the row's error must
-    stay one printable line in every report format.
-    """
-    lines = str(error).strip().splitlines()
-    if not lines:
-        return type(error).__name__
-    return "".join(ch if ch.isprintable() else "?" for ch in lines[0][:200])

@@ -47,6 +47,7 @@ garbage             bytes that are not HTTP, then a close
 huge_body           Content-Length: ``size_bytes`` (1 GiB), streamed zeros
 endless_chunked     Transfer-Encoding: chunked, ``chunk_bytes`` (16 KiB) chunks
                     every ``interval_s`` (0 s), never a last chunk
+canned              the bytes ``answer`` exactly as given, then a close
 ==================  ===========================================================
 
 TLS certificates (fixtures ``tls_servers[kind]``, ``tls_ca_bundle``); each kind
@@ -891,3 +892,14 @@ def _self_signed_identity(now: datetime.datetime) -> TlsIdentity:
         serialization.NoEncryption(),
     )
     return TlsIdentity(key_pem + certificate.public_bytes(serialization.Encoding.PEM))
+
+
+# --- a raw answer given by the test -------------------------------------------
+
+
+def canned(connection: RawConnection, answer: bytes = b"") -> None:
+    """Send ``answer`` exactly as given, then close: any malformed reply."""
+    connection.send(answer)
+
+
+BEHAVIOURS[canned.__name__] = canned
