@@ -303,19 +303,21 @@ def _path_problem(options: argparse.Namespace) -> str | None:
         for option in ("output", "markdown", "prometheus", "html")
         if getattr(options, option) is not None
     }
-    storage = Path(options.storage).resolve()
-    if _exists_but_not(Path(options.storage), stat.S_ISDIR):
-        return f"--storage {options.storage} is not a folder"
+    # realpath, unlike Path.resolve, never raises on a symlink loop.
+    storage = Path(os.path.realpath(options.storage))
+    problem = _kind_problem(Path(options.storage), stat.S_ISDIR, "not a folder")
+    if problem:
+        return f"--storage {options.storage}: {problem}"
 
     seen: dict[Path, str] = {}
     for option, text in outputs.items():
-        path = Path(text).resolve()
+        path = Path(os.path.realpath(text))
         problem = _output_problem(text)
         if problem:
             return f"{option} {text}: {problem}"
         if path in seen:
             return f"{seen[path]} and {option} are the same file: {text}"
-        if options.config and path == Path(options.config).resolve():
+        if options.config and path == Path(os.path.realpath(options.config)):
             return f"{option} {text} would overwrite the --config file"
         if path == storage:
             return f"{option} {text} is also the --storage folder"
@@ -333,19 +335,24 @@ def _output_problem(text: str) -> str | None:
             if not ancestor.is_dir():
                 return f"{ancestor} is not a folder"
             break
-    if _exists_but_not(path, stat.S_ISREG):
-        # See files.refuse_non_regular: never a device, FIFO or socket.
-        return "not a regular file"
-    return None
+    # See files.refuse_non_regular: never a device, FIFO or socket.
+    return _kind_problem(path, stat.S_ISREG, "not a regular file")
 
 
-def _exists_but_not(path: Path, is_kind: Callable[[int], bool]) -> bool:
+def _kind_problem(
+    path: Path, is_kind: Callable[[int], bool], wrong_kind: str
+) -> str | None:
+    """`wrong_kind` when `path` exists as something else; None when it is
+    of that kind or absent; the reason when it cannot even be looked at
+    (a symlink loop, a name too long), since it cannot be written either.
+    """
     try:
-        return not is_kind(os.stat(path).st_mode)
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
-        return False
-    except NotADirectoryError:
-        return True
+        return None
+    except OSError as error:
+        return error.strerror or str(error)
+    return None if is_kind(mode) else wrong_kind
 
 
 def _report_path(text: str) -> str:

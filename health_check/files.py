@@ -37,6 +37,8 @@ def refuse_non_regular(target: Path) -> None:
         mode = os.stat(target).st_mode  # follows symlinks, as a write would
     except FileNotFoundError:
         return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a folder", str(target))
     if not stat.S_ISREG(mode):
         raise OSError(errno.EINVAL, "not a regular file", str(target))
 

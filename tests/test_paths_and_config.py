@@ -157,7 +157,7 @@ PATH_CASES = {
     ),
     "storage_is_a_file": (
         ["--storage", "afile"],
-        "--storage afile is not a folder",
+        "--storage afile: not a folder",
     ),
 }
 
@@ -180,6 +180,16 @@ def test_output_path_mistakes_are_one_line_and_exit_2(case, tmp_path):
     assert (tmp_path / "afile").read_text() == "a file, not a folder"
     assert not (tmp_path / ".output").exists()
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.timeout(60)
+def test_an_output_that_is_a_symlink_loop_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "loop").symlink_to("loop")
+
+    result = run_main(URL, "--output", "loop", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert_one_error_line(result.stderr, "--output loop: Too many levels")
 
 
 # --- 6. flow.log is bounded ------------------------------------------------
