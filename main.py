@@ -47,6 +47,7 @@ def run_once(
     run_number: int | None = None,
 ) -> dict[str, Any]:
     """One pass of the diagram: checks, report, alerts. Returns the report."""
+    pipeline.rotate_log(options.storage)
     with runs.RunRecord(options.storage) as record:
         started = time.monotonic()
         results = pipeline.run_checks(

@@ -7,12 +7,14 @@ import enum
 import os
 import re
 import signal
+import stat
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from health_check import __version__, parallel
+from health_check import __version__, parallel, pipeline
 from health_check.alerts import Delivery, mask_webhook_url
 from health_check.config import ConfigError
 
@@ -115,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {__version__}"
+        "--version", action="version", version=f"{PROGRAM} {__version__}"
     )
     _add_unattended_options(parser)
 
@@ -124,6 +126,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("give URLs or --config, not both")
     if options.realert_s is not None and not options.webhook:
         parser.error(f"--realert needs --webhook or {WEBHOOK_ENV}")
+    problem = _path_problem(options)
+    if problem:
+        fail(problem, ExitCode.BAD_INPUT)
     return options
 
 
@@ -246,6 +251,10 @@ def guard(main: Callable[[], int], stop_workers: Callable[[], None]) -> int:
         return main()
     except ConfigError as error:
         fail(str(error), ExitCode.BAD_INPUT)
+    except pipeline.ReportStepFailed as error:
+        # The plain JSON report is written, but the run is not what was
+        # asked for: never silent, even with --quiet.
+        fail(str(error), ExitCode.INTERNAL_ERROR)
     except Stopped as stop:
         _ignore_signals()  # a second Ctrl-C must not cut the clean-up short
         stop_workers()
@@ -281,6 +290,69 @@ def _positive_int(text: str) -> int:
             f"expected a whole number from 1 up, got {text!r}"
         )
     return int(text)
+
+
+def _path_problem(options: argparse.Namespace) -> str | None:
+    """A mistake in the output paths, found before anything is checked.
+
+    Each of these used to surface only after every check had run, or worse:
+    an output named like --config overwrote the config file.
+    """
+    outputs = {
+        f"--{option}": getattr(options, option)
+        for option in ("output", "markdown", "prometheus", "html")
+        if getattr(options, option) is not None
+    }
+    # realpath, unlike Path.resolve, never raises on a symlink loop.
+    storage = Path(os.path.realpath(options.storage))
+    problem = _kind_problem(Path(options.storage), stat.S_ISDIR, "not a folder")
+    if problem:
+        return f"--storage {options.storage}: {problem}"
+
+    seen: dict[Path, str] = {}
+    for option, text in outputs.items():
+        path = Path(os.path.realpath(text))
+        problem = _output_problem(text)
+        if problem:
+            return f"{option} {text}: {problem}"
+        if path in seen:
+            return f"{seen[path]} and {option} are the same file: {text}"
+        if options.config and path == Path(os.path.realpath(options.config)):
+            return f"{option} {text} would overwrite the --config file"
+        if path == storage:
+            return f"{option} {text} is also the --storage folder"
+        if storage in path.parents:
+            return f"{option} {text} is inside --storage {options.storage}"
+        seen[path] = option
+    return None
+
+
+def _output_problem(text: str) -> str | None:
+    """Why a report cannot be written at `text`, as far as can be told now."""
+    path = Path(text)
+    for ancestor in path.absolute().parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"{ancestor} is not a folder"
+            break
+    # See files.refuse_non_regular: never a device, FIFO or socket.
+    return _kind_problem(path, stat.S_ISREG, "not a regular file")
+
+
+def _kind_problem(
+    path: Path, is_kind: Callable[[int], bool], wrong_kind: str
+) -> str | None:
+    """`wrong_kind` when `path` exists as something else; None when it is
+    of that kind or absent; the reason when it cannot even be looked at
+    (a symlink loop, a name too long), since it cannot be written either.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return error.strerror or str(error)
+    return None if is_kind(mode) else wrong_kind
 
 
 def _report_path(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -42,6 +43,10 @@ GITHUB_API_HOST = "api.github.com"
 MAX_DOCUMENT_VALUES = 1_000_000
 MAX_DOCUMENT_DEPTH = 32
 
+# RFC 9110: a field name is a token; a value may hold tabs but no other
+# control character. CR or LF would let a value inject further headers.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _STATUS_CLASS = re.compile(r"^([1-5])xx$")
 _STATUS_RANGE = re.compile(r"^(\d{3})\s*-\s*(\d{3})$")
@@ -57,7 +62,7 @@ class Expectations(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     status: list[tuple[int, int]] | None = None
-    max_response_time_ms: float | None = Field(default=None, gt=0)
+    max_response_time_ms: float | None = Field(default=None, gt=0, strict=True)
     body_contains: str | None = None
     json_values: dict[str, Any] | None = Field(default=None, alias="json")
     headers: dict[str, str] | None = None
@@ -68,6 +73,8 @@ class Expectations(BaseModel):
         if value is None:
             return None
         items = value if isinstance(value, list) else [value]
+        if not items:
+            raise ValueError("list at least one status, or leave status out")
         return [_status_range(item) for item in items]
 
 
@@ -76,9 +83,9 @@ class TLSOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    verify: bool = True
+    verify: bool = Field(default=True, strict=True)
     ca_bundle: str | None = None
-    min_days_valid: int | None = Field(default=None, ge=0)
+    min_days_valid: int | None = Field(default=None, ge=0, strict=True)
 
     @field_validator("ca_bundle")
     @classmethod
@@ -99,9 +106,14 @@ class Endpoint(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
     json_body: Any = Field(default=None, alias="json")
-    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, alias="timeout", gt=0, le=300)
-    attempts: int = Field(default=DEFAULT_ATTEMPTS, alias="retries", ge=1, le=10)
-    follow_redirects: bool = True
+    # Strict: `timeout: true` or `retries: "3"` is a mistake, not a number.
+    timeout_s: float = Field(
+        default=DEFAULT_TIMEOUT_S, alias="timeout", gt=0, le=300, strict=True
+    )
+    attempts: int = Field(
+        default=DEFAULT_ATTEMPTS, alias="retries", ge=1, le=10, strict=True
+    )
+    follow_redirects: bool = Field(default=True, strict=True)
     expect: Expectations = Field(default_factory=Expectations)
     tls: TLSOptions = Field(default_factory=TLSOptions)
 
@@ -109,6 +121,28 @@ class Endpoint(BaseModel):
     @classmethod
     def _url_is_checkable(cls, value: str) -> str:
         return validate_url(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_one_line(cls, value: str) -> str:
+        if _CONTROL_CHARACTER.search(value) or "\t" in value:
+            raise ValueError("name has a control character")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_are_sendable(cls, headers: dict[str, str]) -> dict[str, str]:
+        # Checked after ${VAR} expansion. The message names the header but
+        # never its value, which is often a secret.
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not an HTTP token")
+            if _CONTROL_CHARACTER.search(value):
+                raise ValueError(
+                    f"header {name!r}: the value has a control character "
+                    "(CR, LF, NUL or similar)"
+                )
+        return headers
 
     @field_validator("method")
     @classmethod
@@ -164,14 +198,19 @@ def load_config_file(path: str) -> list[Endpoint]:
     defaults = document.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: defaults must be a mapping")
+    _check_defaults(defaults, path)
     if "endpoints" not in document:
         raise ConfigError(f"{path}: missing the 'endpoints' list")
+    if not isinstance(document["endpoints"], list):
+        raise ConfigError(f"{path}: endpoints must be a list")
     return build_endpoints(document["endpoints"], defaults=defaults)
 
 
 def build_endpoints(entries: Any, defaults: dict[str, Any]) -> list[Endpoint]:
     """Validate every entry; names must be unique."""
-    if not isinstance(entries, list) or not entries:
+    if not isinstance(entries, list):
+        raise ConfigError("endpoints must be a list")
+    if not entries:
         raise ConfigError("no endpoints to check: the endpoint list is empty")
 
     endpoints = [
@@ -179,11 +218,15 @@ def build_endpoints(entries: Any, defaults: dict[str, Any]) -> list[Endpoint]:
         for position, entry in enumerate(entries, start=1)
     ]
 
-    seen: set[str] = set()
-    for endpoint in endpoints:
+    seen: dict[str, int] = {}
+    for position, endpoint in enumerate(endpoints, start=1):
         if endpoint.name in seen:
-            raise ConfigError(f"duplicate endpoint name {endpoint.name!r}")
-        seen.add(endpoint.name)
+            raise ConfigError(
+                f"duplicate endpoint name {endpoint.name!r} (endpoints "
+                f"{seen[endpoint.name]} and {position}; the same URL twice? "
+                "give each a distinct name)"
+            )
+        seen[endpoint.name] = position
     return endpoints
 
 
@@ -237,6 +280,22 @@ def _build_endpoint(position: int, entry: Any, defaults: dict[str, Any]) -> Endp
         return Endpoint.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(f"{label}: {_first_problem(error)}") from None
+
+
+def _check_defaults(defaults: dict[str, Any], path: str) -> None:
+    """Validate `defaults` on its own, so that a typo there is named as such.
+
+    A placeholder URL stands in for the endpoints' own; `url` and `name`
+    belong to each endpoint, not to the defaults.
+    """
+    for key in defaults:
+        if key in ("url", "name"):
+            raise ConfigError(f"{path}: defaults: {key}: set it on each endpoint")
+    placeholder = {**defaults, "url": "http://defaults.invalid/"}
+    try:
+        Endpoint.model_validate(_expand_env(placeholder, "defaults"))
+    except ValidationError as error:
+        raise ConfigError(f"{path}: defaults: {_first_problem(error)}") from None
 
 
 def _merge(defaults: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
@@ -334,15 +393,55 @@ def _parse_document(path: str) -> Any:
 def _parse_text(text: str, path: str) -> Any:
     if path.lower().endswith(".json"):
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_unique_keys(path))
         except json.JSONDecodeError as error:
             raise ConfigError(
                 f"{path}: invalid JSON at line {error.lineno}: {error.msg}"
             ) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         reason = getattr(error, "problem", None) or "malformed"
         raise ConfigError(f"{path}: invalid YAML{where}: {reason}") from None
+
+
+def _unique_keys(path: str):
+    """A json object_pairs_hook that refuses a key given twice in one object.
+
+    Python's json keeps the last value silently, so a pasted block could
+    quietly replace an endpoint's settings.
+    """
+
+    def pairs_to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        mapping: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in mapping:
+                raise ConfigError(f"{path}: duplicate key {key!r}")
+            mapping[key] = value
+        return mapping
+
+    return pairs_to_dict
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, but a key given twice in one mapping is an error.
+
+    Merge keys (<<) may still be overridden, as YAML intends.
+    """
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # the base constructor reports an unhashable key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,10 +25,20 @@ from health_check.reports.json_report import render_json
 # How long stopped workers get to exit on SIGTERM before they are killed.
 WORKER_STOP_GRACE_S = 1.0
 
+LOG_FILE_NAME = "flow.log"
+# Checked at the start of every run: a run of 5,000 endpoints logs about
+# 2.7 MB, so the log stays below this plus one run's lines, and one older
+# file (flow.log.1) is kept.
+MAX_LOG_BYTES = 8 * 1024 * 1024
+
+
+class ReportStepFailed(Exception):
+    """A report step broke; a plain JSON report was written instead."""
+
 
 def make_config(storage_dir: str) -> Config:
     """One StorageFile for both workflows; dotflow's log lines go to its file."""
-    log_path = Path(storage_dir, "flow.log")
+    log_path = Path(storage_dir, LOG_FILE_NAME)
     _quiet_dotflow_logger(log_path)
     return Config(
         storage=StorageFile(path=storage_dir),
@@ -82,11 +95,32 @@ def run_report(
     last = report.task.queue[-1]
     if last.status == TypeStatus.COMPLETED:
         return config.storage.get(key=config.storage.key(task=last)).storage
-    return _report_without_workflow(run, report.task.queue)
+    _report_without_workflow(run, report.task.queue)
 
 
-def _report_without_workflow(run: dict[str, Any], tasks: list[Any]) -> dict[str, Any]:
-    """A plain JSON report when a report step broke: checks that ran are never lost."""
+def rotate_log(storage_dir: str) -> None:
+    """Start the log afresh when it is over MAX_LOG_BYTES, keeping one old copy.
+
+    Copied and truncated rather than renamed: dotflow's handlers keep the file
+    open in append mode, so after a truncation their next line lands at the
+    start of the same file. A line logged during the copy may be lost.
+    """
+    log_path = Path(storage_dir, LOG_FILE_NAME)
+    try:
+        status = os.stat(log_path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(status.st_mode) and status.st_size > MAX_LOG_BYTES:
+        shutil.copyfile(log_path, log_path.with_name(f"{LOG_FILE_NAME}.1"))
+        os.truncate(log_path, 0)
+
+
+def _report_without_workflow(run: dict[str, Any], tasks: list[Any]) -> None:
+    """Write a plain JSON report when a report step broke, then raise.
+
+    The checks that ran are never lost, but the run did not do what was
+    asked (changes, other formats), so it must not pass for a normal one.
+    """
     broken = next(task for task in tasks if task.status != TypeStatus.COMPLETED)
     step_name = broken.step.func.__name__
     problem = f"report step {step_name} failed: {_last_error_message(broken)}"
@@ -96,8 +130,9 @@ def _report_without_workflow(run: dict[str, Any], tasks: list[Any]) -> dict[str,
         {"passed": False, "problems": [problem]},
         run["results"],
     )
-    write_atomic(run["outputs"]["json"], render_json(report))
-    return report
+    json_path = run["outputs"]["json"]
+    write_atomic(json_path, render_json(report))
+    raise ReportStepFailed(f"{problem}; wrote a plain JSON report to {json_path}")
 
 
 def stop_workers() -> None:
@@ -171,7 +206,13 @@ def _last_error_message(task: Any) -> str:
 
 
 def _quiet_dotflow_logger(log_path: Path) -> None:
-    """dotflow attaches a stderr handler at import; send its lines to the file."""
+    """dotflow attaches a stderr handler at import; send its lines to the file.
+
+    A log line that cannot be written (a full disk) is dropped silently:
+    otherwise logging prints a traceback to stderr for every line, thousands
+    per run, and buries the one error line that names the unwritable path.
+    """
+    logging.raiseExceptions = False
     log_path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("dotflow")
     for handler in list(logger.handlers):

@@ -66,10 +66,14 @@ class RunRecord:
         self._write()
 
     def _write(self) -> None:
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(json.dumps(self._manifest))
-        self._handle.flush()
+        try:
+            self._handle.seek(0)
+            self._handle.truncate()
+            self._handle.write(json.dumps(self._manifest))
+            self._handle.flush()
+        except OSError as error:
+            # A full disk fails the flush with no file name; name the manifest.
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
 
 
 def prune_runs(storage_dir: str | os.PathLike, keep_runs: int) -> list[str]:

@@ -1,6 +1,10 @@
 """The two workflows end to end, and dotflow 1.0.1's edges that they work around."""
 
 import json
+import resource
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -8,9 +12,9 @@ import pytest
 from dotflow import DotFlow, action
 from dotflow.providers import StorageFile
 
-from health_check import config, pipeline, reports, steps
+from health_check import config, pipeline, steps
 
-from helpers import read_report, run_in_process, run_main
+from helpers import ROOT, read_report, run_in_process, run_main
 
 
 def test_default_endpoints_are_the_six_github_repositories():
@@ -140,34 +144,68 @@ def test_hundreds_of_endpoints_finish_in_parallel_mode(app_server, tmp_path):
     assert app_server.count("/json") == 300
 
 
-def test_a_broken_report_step_still_writes_the_report(
-    app_server, tmp_path, monkeypatch
-):
-    def broken(*args, **kwargs):
-        raise RuntimeError("changes exploded")
+# main.py run as a user would, but with the changes step broken on purpose.
+_BROKEN_REPORT_STEP = """
+import sys
+sys.path.insert(0, sys.argv.pop(1))
+from health_check import cli, pipeline, reports
+def broken(*args, **kwargs):
+    raise RuntimeError("changes exploded")
+reports.compute_changes = broken
+import main
+sys.exit(cli.guard(main.main, pipeline.stop_workers))
+"""
 
-    monkeypatch.setattr(reports, "compute_changes", broken)
 
-    code, report = run_in_process(tmp_path, app_server.url("/ok"))
+def test_a_broken_report_step_still_writes_the_report(app_server, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", _BROKEN_REPORT_STEP, str(ROOT), "--quiet"]
+        + [app_server.url("/ok"), "--output", "report.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
-    assert code == 1
+    # Never silent, even with --quiet: one line, and an internal error.
+    assert result.returncode == 3
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "health-check: error: report step generate_report failed: changes exploded"
+    )
+    assert "report.json" in line
+
+    report = read_report(tmp_path / "report.json")
     assert report["results"][0]["ok"] is True
     assert report["validation"]["passed"] is False
     (problem,) = report["validation"]["problems"]
     assert problem == "report step generate_report failed: changes exploded"
 
 
-def test_an_unwritable_report_is_one_line_and_exit_3(app_server, tmp_path):
-    (tmp_path / "a-file").write_text("not a folder")
+def _small_file_limit() -> None:
+    # Writes past 8 KiB fail with EFBIG, as a full disk fails with ENOSPC:
+    # flow.log soon passes it, the many-endpoint report does at once.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
-    result = run_main(
-        app_server.url("/ok"), "--output", "a-file/report.json", cwd=tmp_path
+
+def test_a_full_disk_is_one_line_naming_the_path_and_exit_3(app_server, tmp_path):
+    urls = [app_server.url(f"/ok?n={number}") for number in range(30)]
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *urls, "--output", "report.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_small_file_limit,
     )
 
+    # No "--- Logging error ---" traceback for each line dotflow could not log.
     assert result.returncode == 3
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("health-check: error: cannot write")
+    assert line == "health-check: error: cannot write report.json: File too large"
 
 
 def test_dotflow_timeout_is_not_retried_so_the_probe_ends_attempts_first(tmp_path):

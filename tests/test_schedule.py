@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -60,11 +61,16 @@ def test_an_invalid_run_does_not_stop_the_schedule(app_server, tmp_path):
 
 
 def test_a_failing_run_does_not_stop_the_schedule(app_server, tmp_path):
-    # A file where the report's folder should be: every run fails to write it.
-    (tmp_path / "taken").write_text("not a folder")
-
-    run = _run_schedule(
-        tmp_path, 2, "--output", "taken/report.json", app_server.url("/ok")
+    # Files may grow to 4 KiB only: every run fails to write its HTML page
+    # (about 6 KiB), as on a full disk. Path mistakes are refused up front.
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--cron", EVERY_SECOND]
+        + ["--max-runs", "2", "--html", "report.html", app_server.url("/ok")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_files_up_to_4_kib,
     )
 
     assert run.returncode == 0
@@ -161,6 +167,11 @@ def test_a_single_run_stops_at_once_on_sigterm(app_server, tmp_path):
 
     assert process.returncode == 128 + signal.SIGTERM
     assert stderr.splitlines() == ["health-check: error: terminated"]
+
+
+def _files_up_to_4_kib() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 def _run_schedule(tmp_path: Path, max_runs: int, *args: str):

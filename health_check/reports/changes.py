@@ -1,6 +1,8 @@
 """What changed since the previous report: endpoints down, recovered, slower."""
 
 import json
+import os
+import stat
 from pathlib import Path
 
 # An endpoint counts as slower when its response time more than doubled AND
@@ -10,6 +12,10 @@ SLOWER_FACTOR = 2.0
 SLOWER_MIN_INCREASE_MS = 100.0
 
 NO_PREVIOUS_NOTE = "no previous report to compare with"
+
+# A real report of 10,000 endpoints is about 6 MiB. The cap keeps a wrong
+# --previous (a huge file, or /dev/zero behind a symlink) from eating memory.
+MAX_PREVIOUS_BYTES = 64 * 1024 * 1024
 
 
 def compute_changes(
@@ -50,11 +56,12 @@ def load_previous(path: str | Path) -> tuple[dict | None, str | None]:
     """
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        text = _read_regular_file(source, MAX_PREVIOUS_BYTES)
     except FileNotFoundError:
         return None, f"no previous report at {source}"
     except (OSError, UnicodeDecodeError) as error:
-        return None, f"previous report {source} is unreadable: {_one_line(error)}"
+        reason = getattr(error, "strerror", None) or _one_line(error)
+        return None, f"previous report {source} is unreadable: {reason}"
 
     try:
         report = json.loads(text)
@@ -65,6 +72,25 @@ def load_previous(path: str | Path) -> tuple[dict | None, str | None]:
     if problem:
         return None, f"previous report {source} is ignored: {problem}"
     return report, None
+
+
+def _read_regular_file(source: Path, limit_bytes: int) -> str:
+    """The file's text, if it is a regular file of at most `limit_bytes`.
+
+    Checked before opening, since opening some devices has side effects, and
+    again on the descriptor, opened without blocking, in case the path was
+    swapped meanwhile: a FIFO would hang the run, /dev/zero never ends.
+    """
+    if not stat.S_ISREG(os.stat(source).st_mode):
+        raise OSError("not a regular file")
+    descriptor = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    with open(descriptor, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError("not a regular file")
+        data = stream.read(limit_bytes + 1)
+    if len(data) > limit_bytes:
+        raise OSError(f"larger than {limit_bytes // (1024 * 1024)} MiB")
+    return data.decode("utf-8")
 
 
 def _unusable(report: object) -> str | None:
