@@ -84,8 +84,9 @@ def _tree_pss(process: psutil.Process) -> int:
 
 
 def startup_s(repeats: int) -> float:
+    """Median start-up; at least 7 samples, since one slow start skews it."""
     command = [sys.executable, "-c", "import dotflow, requests"]
-    return statistics.median(measure(command)[0] for _ in range(repeats))
+    return statistics.median(measure(command)[0] for _ in range(max(repeats, 7)))
 
 
 def bench_size(port: int, size: int, repeats: int, workdir: Path) -> dict:
