@@ -140,9 +140,26 @@ def load_state(path: Path) -> dict[str, Any]:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return empty
-    if not isinstance(state, dict) or not isinstance(state.get("down"), dict):
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         return empty
-    return state
+    down = state.get("down")
+    if not isinstance(down, dict):
+        return empty
+    # A hand-edited entry is dropped rather than trusted: at worst its
+    # endpoint alerts again, and the run never stops on a KeyError.
+    kept = {name: entry for name, entry in down.items() if _usable_entry(entry)}
+    return {**state, "down": kept}
+
+
+def _usable_entry(entry: Any) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    try:
+        for key in ("down_since", "last_alert_at"):
+            datetime.strptime(entry[key], TIMESTAMP_FORMAT)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
 
 
 def payload(alert: Alert) -> dict[str, Any]:

@@ -156,6 +156,7 @@ def show_summary(report: dict[str, Any], output_path: str) -> None:
     # Imported here: rich costs some 60 ms of start-up that --quiet runs,
     # and every scheduled run's one-line summary, never need.
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False)
@@ -166,13 +167,15 @@ def show_summary(report: dict[str, Any], output_path: str) -> None:
     for column in ("", "name", "status", "time (ms)", "tries", "reason"):
         table.add_column(column, overflow="fold")
     for row in report["results"]:
+        # Names and reasons come from configs and servers: a "[/]" in them
+        # would be read as rich markup, and a stray one raises.
         table.add_row(
             "[green]UP[/]" if row["ok"] else "[red]DOWN[/]",
-            row["name"],
+            escape(row["name"]),
             _text(row["status_code"]),
             _text(row["response_time_ms"]),
             str(row["attempts"]),
-            row["error"] or "",
+            escape(row["error"] or ""),
         )
 
     console.print(table)

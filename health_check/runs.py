@@ -57,8 +57,12 @@ class RunRecord:
         # The last write dates the manifest: pruning keeps the runs that
         # finished last, not the ones that started last.
         self._manifest["finished_at"] = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
-        self._write()
-        self._handle.close()  # closing releases the lock
+        try:
+            self._write()
+        finally:
+            # Closing releases the lock, even when the write failed: a lock
+            # left held would make every later pruning spare this run.
+            self._handle.close()
 
     def record_workflow(self, workflow_id: Any) -> None:
         """Note a workflow of this run; call it before the workflow starts."""

@@ -106,7 +106,18 @@ def test_state_forgets_endpoints_no_longer_configured():
     assert state["down"] == {}
 
 
-@pytest.mark.parametrize("text", ["", "not json", "[1, 2]", '{"down": 3}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "[1, 2]",
+        '{"down": 3}',
+        '{"version": 99, "down": {}}',
+        '{"version": 1, "down": {"api": {}}}',
+        '{"version": 1, "down": {"api": {"down_since": 5, "last_alert_at": "x"}}}',
+    ],
+)
 def test_unreadable_state_means_nobody_was_told(tmp_path, text):
     path = tmp_path / "alert_state.json"
     path.write_text(text)

@@ -8,7 +8,7 @@ from health_check.config import Endpoint
 from health_check.judge import result_row
 from health_check.probe import attempt
 
-from helpers import run_in_process
+from helpers import run_in_process, run_main
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -267,3 +267,17 @@ def test_time_is_send_to_last_byte(app_server):
     # loopback exchange itself, not the session or deadline set-up.
     assert row["ok"]
     assert 300 <= row["response_time_ms"] <= 300 * 1.10 + 15
+
+
+def test_markup_in_a_reason_phrase_cannot_break_the_terminal_table(
+    raw_server, tmp_path
+):
+    # rich reads "[/]" as a closing tag; unescaped, the summary raised.
+    answer = b"HTTP/1.1 404 Gone [/] [bold]x\r\nContent-Length: 0\r\n\r\n"
+    server = raw_server("canned", answer=answer)
+
+    result = run_main(server.url("/"), cwd=tmp_path)
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert "[/]" in result.stdout and "[bold]" in result.stdout

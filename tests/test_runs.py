@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from health_check import runs
 from health_check.files import write_atomic
 
 from helpers import (
@@ -161,3 +162,19 @@ def task_files(tmp_path, storage=".output"):
 def task_workflow_ids(tmp_path, storage=".output"):
     # File names are <workflow uuid>-<task id>.json; a uuid is 36 characters.
     return {path.name[:36] for path in task_files(tmp_path, storage)}
+
+
+def test_a_failed_final_manifest_write_still_releases_the_lock(tmp_path, monkeypatch):
+    record = runs.RunRecord(str(tmp_path))
+    record.__enter__()
+
+    def disk_full() -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(record, "_write", disk_full)
+    with pytest.raises(OSError):
+        record.__exit__(None, None, None)
+
+    assert record._handle.closed
+    with open(record.path, "a") as probe:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # would raise if held
