@@ -42,17 +42,12 @@ _IP_ADDRESS_MISMATCH = 64
 _CERTIFICATE_KINDS = ("tls_untrusted", "tls_expired", "tls_hostname")
 
 
-_DEFINITE_ERRORS = {
-    "tls_untrusted",
-    "tls_expired",
-    "tls_hostname",
-    "too_many_redirects",
-}
+_DEFINITE_ERRORS = {*_CERTIFICATE_KINDS, "too_many_redirects"}
 
-
-# The statuses a final answer may have (RFC 9110 s15); the report allows these.
-_STATUS_RANGE = range(200, 600)
-_REPORTABLE_STATUS = range(100, 600)
+# A final answer's status (RFC 9110 s15); a 1xx is only ever interim.
+_FINAL_STATUSES = range(200, 600)
+# Every status RFC 9110 defines; report_schema.json allows exactly these.
+_REPORTABLE_STATUSES = range(100, 600)
 
 
 @dataclass
@@ -73,10 +68,6 @@ class Attempt:
     encoding: str | None = None  # the charset the Content-Type declared, if any
     tls: dict[str, Any] | None = None  # the monitored host's leaf certificate
     definite: bool = False  # a failure another attempt would only repeat
-
-    @property
-    def answered(self) -> bool:
-        return self.status_code is not None and self.error_kind is None
 
     @property
     def transient(self) -> bool:
@@ -125,9 +116,7 @@ def attempt(endpoint: Endpoint) -> Attempt:
 
     result.response_time_ms = exchange.elapsed_ms()
     result.tls = _tls_facts(endpoint, result, certificate, deadline)
-    if result.status_code is not None and result.error_kind is None:
-        return result
-    if result.error_kind is None:
+    if result.status_code is None and result.error_kind is None:
         result.error_kind, result.error = "invalid_response", "no HTTP answer"
     return result
 
@@ -461,13 +450,13 @@ def _verify(endpoint: Endpoint) -> bool | str:
 def _record_response(result: Attempt, response: requests.Response) -> None:
     """Note the answer; raise _NotFinal for a status no final answer may have."""
     status = response.status_code
-    result.status_code = status if status in _REPORTABLE_STATUS else None
+    result.status_code = status if status in _REPORTABLE_STATUSES else None
     result.reason = printable(response.reason) or ""
     result.final_url = printable(mask_url(response.url), URL_SHOWN_CHARS)
     result.redirects = len(response.history)
     result.headers = dict(response.headers)
     result.encoding = _declared_charset(response.headers.get("Content-Type"))
-    if status not in _STATUS_RANGE:
+    if status not in _FINAL_STATUSES:
         raise _NotFinal(status)
 
 
@@ -484,7 +473,7 @@ class _NotFinal(Exception):
 
     @property
     def line(self) -> str:
-        if self.status in _REPORTABLE_STATUS:
+        if self.status in _REPORTABLE_STATUSES:
             return f"informational status {self.status} where a final answer was due"
         return f"status {self.status} is not an HTTP status (100-599)"
 

@@ -57,16 +57,21 @@ def check(initial_context: Any) -> dict[str, Any]:
     return row
 
 
+# 2 attempts (config.DEFAULT_ATTEMPTS), each under dotflow's 6 s limit: the
+# default 5 s deadline (config.DEFAULT_TIMEOUT_S) plus TASK_TIMEOUT_MARGIN_S.
 @action(retry=2, timeout=6)
 def check_endpoint(initial_context: Any) -> dict[str, Any]:
-    """The checks workflow's step: 2 attempts, each under dotflow's 6 s limit."""
+    """The checks workflow's step for an endpoint with the default settings."""
     return check(initial_context)
 
 
 def step_for(endpoint: Endpoint):
     """check_endpoint, or a twin with the endpoint's own attempts and deadline."""
     timeout_s = math.ceil(endpoint.timeout_s) + TASK_TIMEOUT_MARGIN_S
-    if endpoint.attempts == 2 and timeout_s == 6:
+    if (
+        endpoint.attempts == check_endpoint.retry
+        and timeout_s == check_endpoint.timeout
+    ):
         return check_endpoint
     return action(retry=endpoint.attempts, timeout=timeout_s)(check)
 

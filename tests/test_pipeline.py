@@ -240,3 +240,12 @@ def test_a_hanging_endpoint_is_retried_because_the_probe_deadline_comes_first(
     assert row["error_kind"] == "timeout"
     assert row["attempts"] == 2
     assert "deadline" in row["error"]
+
+
+def test_check_endpoint_is_the_step_for_default_endpoints():
+    (default,) = config.load_endpoints(["http://127.0.0.1:1/"], None)
+    custom = default.model_copy(update={"attempts": 3})
+
+    assert (steps.check_endpoint.retry, steps.check_endpoint.timeout) == (2, 6)
+    assert steps.step_for(default) is steps.check_endpoint
+    assert steps.step_for(custom).retry == 3
