@@ -394,11 +394,32 @@ class _WatchedSocket:
         return sock
 
 
+class _InterimSkippingResponse(http.client.HTTPResponse):
+    """http.client skips a 100 Continue, but takes 102 or 103 for the answer.
+
+    RFC 9110 s15.2: a 1xx is interim and the final answer follows, so a
+    server that sends 103 Early Hints and then 200 is up, not a broken 103.
+    """
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()
+            if status not in _SKIPPED_INTERIM_STATUSES:
+                return version, status, reason
+            http.client._read_headers(self.fp)  # the interim answer's headers
+
+
+# 100 is skipped by http.client itself; 101 switches protocols and ends HTTP.
+_SKIPPED_INTERIM_STATUSES = (102, 103)
+
+
 class _WatchedHTTPConnection(_WatchedSocket, HTTPConnection):
-    pass
+    response_class = _InterimSkippingResponse
 
 
 class _WatchedHTTPSConnection(_WatchedSocket, HTTPSConnection):
+    response_class = _InterimSkippingResponse
+
     def connect(self) -> None:
         super().connect()
         _FirstCertificate.catch_current(self)

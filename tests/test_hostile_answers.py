@@ -35,15 +35,43 @@ def assert_one_printable_line(text: str) -> None:
 # --- 1. a final 1xx, or a status that is no status --------------------------
 
 INFORMATIONAL = {
-    "103 then 500": (
-        raw_answer("HTTP/1.1 103 Early Hints", "Link: </style.css>; rel=preload")
-        + raw_answer("HTTP/1.1 500 Internal Server Error", "Content-Length: 0")
-    ),
     "101": raw_answer(
         "HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade"
     ),
-    "102": raw_answer("HTTP/1.1 102 Processing"),
 }
+
+EARLY_HINTS = raw_answer("HTTP/1.1 103 Early Hints", "Link: </style.css>; rel=preload")
+
+
+@pytest.mark.parametrize(
+    ("final", "ok", "status"),
+    [
+        (raw_answer("HTTP/1.1 200 OK", "Content-Length: 0"), True, 200),
+        (
+            raw_answer("HTTP/1.1 500 Internal Server Error", "Content-Length: 0"),
+            False,
+            500,
+        ),
+    ],
+)
+def test_interim_early_hints_are_skipped_for_the_final_answer(
+    raw_server, final, ok, status
+):
+    server = raw_server("canned", answer=EARLY_HINTS + EARLY_HINTS + final)
+
+    row, _ = probe(server.url())
+
+    assert (row["ok"], row["status_code"]) == (ok, status)
+
+
+def test_interim_answer_with_no_final_one_is_invalid(raw_server):
+    server = raw_server("canned", answer=raw_answer("HTTP/1.1 102 Processing"))
+
+    row, retried = probe(server.url())
+
+    assert (row["ok"], row["status_code"]) == (False, None)
+    assert row["error_kind"] == "invalid_response"
+    assert retried
 
 
 @pytest.mark.parametrize("answer", INFORMATIONAL.values(), ids=INFORMATIONAL)
