@@ -23,7 +23,7 @@ from health_check.config import Endpoint, load_endpoints
 
 def main(argv: list[str] | None = None) -> int:
     options = cli.parse_args(argv)
-    scheduler = schedule.make_scheduler(options.cron) if options.cron else None
+    scheduler = None if options.cron is None else schedule.make_scheduler(options.cron)
     endpoints = load_endpoints(options.urls, options.config)
     dotflow_config = pipeline.make_config(options.storage)
     run = functools.partial(run_once, options, endpoints, dotflow_config)

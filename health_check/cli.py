@@ -423,10 +423,19 @@ def _add_unattended_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _webhook_url(text: str) -> str:
-    parts = urlsplit(text)
+    # The URL is a secret: no message here may quote it, and argparse quotes
+    # the whole value when a type function raises anything but this error.
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises for a port that is not a number up to 65535
+        shown = mask_webhook_url(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"the webhook URL (--webhook or ${WEBHOOK_ENV}) is malformed"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(
-            f"webhook {mask_webhook_url(text)} is not an http(s) URL with a host"
+            f"webhook {shown} is not an http(s) URL with a host"
         )
     return text
 

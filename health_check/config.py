@@ -137,10 +137,10 @@ class Endpoint(BaseModel):
         for name, value in headers.items():
             if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"header name {name!r} is not an HTTP token")
-            if _CONTROL_CHARACTER.search(value):
+            if not _sendable_header_value(value):
                 raise ValueError(
                     f"header {name!r}: the value has a control character "
-                    "(CR, LF, NUL or similar)"
+                    "(CR, LF, NUL or similar) or a character outside Latin-1"
                 )
         return headers
 
@@ -324,6 +324,23 @@ def _env(name: str, label: str) -> str:
     if name not in os.environ:
         raise ConfigError(f"{label}: environment variable {name} is not set")
     return os.environ[name]
+
+
+def _sendable_header_value(value: str) -> bool:
+    """Tabs and printable Latin-1 only: what requests can put on the wire.
+
+    str.isprintable() also refuses C1 controls such as U+0085 and Unicode
+    line separators, which the ASCII control pattern alone lets through.
+    """
+    if _CONTROL_CHARACTER.search(value):
+        return False
+    if not value.replace("\t", " ").isprintable():
+        return False
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _status_range(item: Any) -> tuple[int, int]:

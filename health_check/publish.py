@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from health_check import reports
@@ -26,5 +27,17 @@ def publish(report: dict[str, Any], outputs: dict[str, str | None]) -> dict[str,
         prometheus_path=outputs.get("prometheus"),
         html_path=outputs.get("html"),
     )
-    reports.append_step_summary(reports.render_markdown(report))
+    _append_step_summary(report)
     return report
+
+
+def _append_step_summary(report: dict[str, Any]) -> None:
+    """A job summary that cannot be written costs a warning, never the report."""
+    try:
+        reports.append_step_summary(reports.render_markdown(report))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        print(
+            f"health-check: warning: cannot append to $GITHUB_STEP_SUMMARY: {reason}",
+            file=sys.stderr,
+        )

@@ -7,8 +7,10 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from croniter import CroniterError, croniter
 from dotflow.core.types.overlap import TypeOverlap
 from dotflow.providers import SchedulerCron
 
@@ -21,12 +23,16 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def make_scheduler(cron: str) -> SchedulerCron:
     """dotflow's cron scheduler; a slow run makes the next one skip, not queue."""
     try:
-        return SchedulerCron(cron=cron, overlap=TypeOverlap.SKIP)
-    except ValueError as error:
+        scheduler = SchedulerCron(cron=cron, overlap=TypeOverlap.SKIP)
+        # An expression such as "0 0 30 2 *" parses but never fires;
+        # croniter only says so when asked for the next time.
+        croniter(cron, datetime.now()).get_next(datetime)
+    except (ValueError, CroniterError) as error:
         reason = str(error.__cause__ or error).replace("\n", " ")
         raise ConfigError(
-            f"--cron {cron!r} is not a cron expression: {reason}"
+            f"--cron {cron!r} is not a usable cron expression: {reason}"
         ) from None
+    return scheduler
 
 
 def run_on_schedule(

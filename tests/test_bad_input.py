@@ -109,3 +109,25 @@ def assert_one_error_line(stderr: str, expected: str) -> None:
     assert len(lines) == 1, stderr
     assert lines[0].startswith("health-check: error: ")
     assert expected in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [("0 0 30 2 *", "never fires"), ("", "empty"), ("nonsense", "garbage")],
+)
+def test_unusable_cron_is_one_line_and_exit_2(cron, expected, tmp_path):
+    result = run_main("--cron", cron, "http://127.0.0.1:1/", cwd=tmp_path)
+
+    assert result.returncode == 2, expected
+    assert_one_error_line(result.stderr, "is not a usable cron expression")
+
+
+@pytest.mark.parametrize(
+    "webhook", ["http://[::1/services/T000/SECRETTOKEN", "http://h:SECRETTOKEN/x"]
+)
+def test_a_malformed_webhook_url_is_never_quoted(webhook, tmp_path):
+    result = run_main("--webhook", webhook, "http://127.0.0.1:1/", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert_one_error_line(result.stderr, "webhook URL")
+    assert "SECRETTOKEN" not in result.stderr

@@ -237,6 +237,9 @@ HEADER_CASES = {
     "escape_from_env": ("${HC_TEST_TOKEN}", "s3cret\x1b[2J"),
     "nul_in_file": ("s3cret\x00", "unused"),
     "cr_in_file": ("s3cret\r", "unused"),
+    "c1_control_from_env": ("${HC_TEST_TOKEN}", "s3cret\u0085v"),
+    "line_separator_from_env": ("${HC_TEST_TOKEN}", "s3cret\u2028v"),
+    "beyond_latin1_from_env": ("${HC_TEST_TOKEN}", "s3cret\u20acv"),
 }
 
 

@@ -1,5 +1,7 @@
 """One run writes every format from the same results, and they agree."""
 
+import os
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from health_check.reports.schema import validate_report
@@ -73,3 +75,17 @@ def test_step_summary_is_appended_when_github_sets_it(
     text = summary.read_text(encoding="utf-8")
     assert text.startswith("earlier step\n")
     assert app_server.url("/ok") in text.split("earlier step\n", 1)[1]
+
+
+def test_an_unwritable_step_summary_is_a_warning_not_a_hang(
+    app_server, tmp_path, monkeypatch
+):
+    fifo = tmp_path / "summary.fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(fifo))
+
+    result = run_main(app_server.url("/ok"), cwd=tmp_path, timeout_s=30)
+
+    assert result.returncode == 0
+    assert result.stderr.startswith("health-check: warning: cannot append")
+    assert read_report(tmp_path / "health_report.json")["summary"]["ok_count"] == 1

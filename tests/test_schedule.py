@@ -32,7 +32,7 @@ def test_an_invalid_cron_is_one_line_exit_2(tmp_path, cron):
     assert run.returncode == 2
     assert run.stdout == ""
     (line,) = run.stderr.splitlines()
-    prefix = f"health-check: error: --cron {cron!r} is not a cron expression: "
+    prefix = f"health-check: error: --cron {cron!r} is not a usable cron expression: "
     assert line.startswith(prefix)
     assert len(line) > len(prefix)  # croniter's reason follows
     assert not (tmp_path / "health_report.json").exists()

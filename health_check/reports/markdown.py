@@ -1,5 +1,6 @@
 """The report as Markdown, for terminals, pull requests and GitHub step summaries."""
 
+import errno
 import os
 import re
 
@@ -36,6 +37,10 @@ def append_step_summary(text: str) -> bool:
     if not path:
         return False
 
+    # A FIFO would block the run until someone reads it; only a regular file
+    # (or a new one, as GitHub's runner provides) is appended to.
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise OSError(errno.EINVAL, "not a regular file", path)
     with open(path, "a", encoding="utf-8") as summary:
         summary.write(text if text.endswith("\n") else text + "\n")
     return True
