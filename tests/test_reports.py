@@ -738,3 +738,17 @@ def _png_facts(path: Path) -> tuple[int, int, int]:
             pixels += data[offset + 8 : offset + 8 + length]
         offset += 12 + length
     return width_px, height_px, len(set(zlib.decompress(pixels)))
+
+
+def test_prometheus_seconds_carry_no_float_noise():
+    report = make_report([{**make_row("a"), "response_time_ms": 5.1}])
+
+    text = render_prometheus(report)
+
+    assert 'health_check_response_time_seconds{name="a"' in text
+    line = next(
+        x
+        for x in text.splitlines()
+        if x.startswith("health_check_response_time_seconds{")
+    )
+    assert line.endswith(" 0.0051")

@@ -96,7 +96,9 @@ def _number(value: float) -> str:
 
 
 def _seconds(milliseconds: float | None) -> float | None:
-    return None if milliseconds is None else milliseconds / 1000
+    # The report keeps tenths of a millisecond; rounding to that precision
+    # keeps float noise such as 0.0050999999999999995 out of the file.
+    return None if milliseconds is None else round(milliseconds / 1000, 4)
 
 
 def _timestamp(text: str | None, layout: str) -> int | None:
