@@ -1,7 +1,11 @@
 """Misbehaving servers end as one honest result row, inside the time budget."""
 
 import contextlib
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -11,7 +15,7 @@ import pytest
 from health_check.config import Endpoint
 from health_check.probe import BODY_CAP_BYTES, attempt
 
-from helpers import result_for, run_in_process, write_config
+from helpers import ROOT, result_for, run_in_process, write_config
 from servers import HOST
 
 TIMEOUT_S = 1.0
@@ -191,3 +195,24 @@ def trickled_tls_handshake(interval_s=0.2):
             socket.create_connection(listener.getsockname(), timeout=1).close()
         thread.join(5)
         listener.close()
+
+
+def test_the_deadline_also_covers_checks_through_a_proxy(raw_server, tmp_path):
+    # The proxy trickles its answer a byte at a time, forever: only the
+    # attempt's own deadline can end the check.
+    proxy = raw_server("trickle_headers", interval_s=0.2)
+    config = tmp_path / "endpoints.yaml"
+    config.write_text("- url: http://proxied.invalid/\n  timeout: 1\n  retries: 1\n")
+    env = {**os.environ, "HTTP_PROXY": proxy.url(), "NO_PROXY": ""}
+
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--config", str(config), "--quiet"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    elapsed_s = time.monotonic() - started
+
+    report = json.loads((tmp_path / "health_report.json").read_text())
+    (row,) = report["results"]
+    assert row["error_kind"] == "timeout", result.stderr
+    assert elapsed_s < 10
