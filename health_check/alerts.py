@@ -14,12 +14,12 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from health_check import __version__
+from health_check import TIMESTAMP_FORMAT, TOOL_NAME, __version__
 from health_check.files import write_atomic
+from health_check.probe import USER_AGENT
 
 STATE_FILE_NAME = "alert_state.json"
 STATE_VERSION = 1
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # Receivers that answer these are worth asking again; any other 4xx is final.
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -179,7 +179,7 @@ def payload(alert: Alert) -> dict[str, Any]:
         # Slack, Mattermost and Teams read "text", Discord reads "content".
         "text": _headline(alert),
         "content": _headline(alert),
-        "source": f"health-check-flow {__version__}",
+        "source": f"{TOOL_NAME} {__version__}",
     }
 
 
@@ -256,7 +256,7 @@ def _session(policy: DeliveryPolicy) -> requests.Session:
         respect_retry_after_header=False,
     )
     session = requests.Session()
-    session.headers["User-Agent"] = f"health-check-flow/{__version__}"
+    session.headers["User-Agent"] = USER_AGENT
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography import x509
 
+from health_check import TIMESTAMP_FORMAT
 from health_check.server_text import printable
 
 SECONDS_PER_DAY = 86400
@@ -25,7 +26,7 @@ def certificate_facts(
     now = now or datetime.now(UTC)
 
     return {
-        "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "not_after": not_after.strftime(TIMESTAMP_FORMAT),
         "days_left": round((not_after - now).total_seconds() / SECONDS_PER_DAY, 1),
         # Names are the server's own choice of text, like a reason phrase.
         "issuer": printable(certificate.issuer.rfc4514_string(), NAME_CHARS),

@@ -259,7 +259,7 @@ def guard(main: Callable[[], int], stop_workers: Callable[[], None]) -> int:
         # asked for: never silent, even with --quiet.
         fail(str(error), ExitCode.INTERNAL_ERROR)
     except Stopped as stop:
-        _ignore_signals()  # a second Ctrl-C must not cut the clean-up short
+        handle_stop_signals(signal.SIG_IGN)  # a second Ctrl-C must not cut it short
         stop_workers()
         fail(stop.message, stop.code)
     except OSError as error:
@@ -365,27 +365,22 @@ def _report_path(text: str) -> str:
     return text
 
 
-def _stop_on_signals() -> None:
+def handle_stop_signals(handler: Any) -> None:
+    """Give SIGINT and SIGTERM one handler (a function, SIG_IGN or SIG_DFL)."""
     for signum in _STOP_SIGNALS:
-        signal.signal(signum, _raise_stopped)
+        signal.signal(signum, handler)
+
+
+def _stop_on_signals() -> None:
+    handle_stop_signals(_raise_stopped)
 
     # Forked workers inherit these handlers; they must simply die when the
     # parent stops them, not raise Stopped inside dotflow's worker code.
-    os.register_at_fork(after_in_child=_default_signals)
+    os.register_at_fork(after_in_child=lambda: handle_stop_signals(signal.SIG_DFL))
 
 
 def _raise_stopped(signum: int, frame: Any) -> None:
     raise Stopped(signum)
-
-
-def _ignore_signals() -> None:
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-
-
-def _default_signals() -> None:
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_DFL)
 
 
 def _text(value: Any) -> str:

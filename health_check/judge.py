@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from health_check import TIMESTAMP_FORMAT
 from health_check.config import Endpoint
 from health_check.expectations import failed_expectations, status_expected
 from health_check.probe import Attempt
@@ -39,7 +40,7 @@ def result_row(endpoint: Endpoint, seen: Attempt, attempts: int = 1) -> dict[str
         "body_truncated": seen.body_truncated,
         "retry_after": printable(_header(seen, "Retry-After"), RETRY_AFTER_CHARS),
         "tls": seen.tls,
-        "checked_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "checked_at": datetime.now(UTC).strftime(TIMESTAMP_FORMAT),
     }
 
 

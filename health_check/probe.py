@@ -19,12 +19,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from health_check import __version__
+from health_check import TOOL_NAME, __version__
 from health_check.certificates import certificate_facts, fetch_unverified
 from health_check.config import Endpoint, mask_url
 from health_check.server_text import printable
 
-USER_AGENT = f"health-check-flow/{__version__} (+requests/{requests.__version__})"
+USER_AGENT = f"{TOOL_NAME}/{__version__} (+requests/{requests.__version__})"
 MAX_REDIRECTS = 10
 BODY_CAP_BYTES = 1024 * 1024
 CHUNK_BYTES = 64 * 1024

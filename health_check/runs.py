@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from health_check import TIMESTAMP_FORMAT
+
 RUNS_FOLDER = "runs"
 TASKS_FOLDER = "tasks"  # where dotflow's StorageFile keeps task files
 
@@ -34,7 +36,7 @@ class RunRecord:
         self.path = self.runs_dir / f"{self.run_id}.json"
         self._manifest: dict[str, Any] = {
             "run_id": self.run_id,
-            "started_at": f"{started:%Y-%m-%dT%H:%M:%SZ}",
+            "started_at": started.strftime(TIMESTAMP_FORMAT),
             "pid": os.getpid(),
             "workflow_ids": [],
             "finished_at": None,
@@ -56,7 +58,7 @@ class RunRecord:
     def __exit__(self, *exc_info: Any) -> None:
         # The last write dates the manifest: pruning keeps the runs that
         # finished last, not the ones that started last.
-        self._manifest["finished_at"] = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+        self._manifest["finished_at"] = datetime.now(UTC).strftime(TIMESTAMP_FORMAT)
         try:
             self._write()
         finally:

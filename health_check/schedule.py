@@ -17,8 +17,6 @@ from dotflow.providers import SchedulerCron
 from health_check import cli
 from health_check.config import ConfigError
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
 
 def make_scheduler(cron: str) -> SchedulerCron:
     """dotflow's cron scheduler; a slow run makes the next one skip, not queue."""
@@ -47,8 +45,7 @@ def run_on_schedule(
     it found, which are ours, so a second signal stops at once.
     """
     runs = _Runs(scheduler, run, max_runs)
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, stop_at_once)
+    cli.handle_stop_signals(stop_at_once)
     os.register_at_fork(after_in_child=_ignore_stop_signals)
 
     scheduler.start(workflow=runs)
@@ -67,7 +64,7 @@ def stop_at_once(signum: int, frame: Any) -> None:
     for worker in multiprocessing.active_children():
         worker.kill()
     name = signal.Signals(signum).name
-    print(f"health-check: error: stopped at once by {name}", file=sys.stderr)
+    print(f"{cli.PROGRAM}: error: stopped at once by {name}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(128 + signum)
@@ -113,5 +110,4 @@ def _ignore_stop_signals() -> None:
     run the scheduler's handler, which joins threads the worker does not own,
     and the checks in flight would fail instead of finishing.
     """
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    cli.handle_stop_signals(signal.SIG_IGN)

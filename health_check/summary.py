@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from health_check import __version__
+from health_check import TOOL_NAME, __version__
 
 SCHEMA_VERSION = "1.0"
 
@@ -60,7 +60,7 @@ def build_report(
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "tool": {"name": "health-check-flow", "version": __version__},
+        "tool": {"name": TOOL_NAME, "version": __version__},
         "summary": summary,
         "validation": validation,
         "results": results,

@@ -3,6 +3,8 @@
 import math
 from datetime import UTC, datetime
 
+from health_check import TIMESTAMP_FORMAT
+
 # (metric, help, how to read its value from one result row)
 ENDPOINT_METRICS = [
     (
@@ -29,7 +31,7 @@ ENDPOINT_METRICS = [
         "health_check_tls_not_after_timestamp_seconds",
         "Expiry of the server certificate as a Unix timestamp.",
         lambda row: _timestamp(
-            (row.get("tls") or {}).get("not_after"), "%Y-%m-%dT%H:%M:%SZ"
+            (row.get("tls") or {}).get("not_after"), TIMESTAMP_FORMAT
         ),
     ),
 ]
