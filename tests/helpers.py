@@ -1,6 +1,8 @@
 """Run the pipeline as a user would, in-process or as a subprocess."""
 
 import json
+import resource
+import signal
 import subprocess
 import sys
 import time
@@ -40,16 +42,30 @@ def read_report(path: Path) -> dict:
 
 
 def run_main(
-    *args: str, cwd: Path, timeout_s: float = 120
+    *args: str, cwd: Path, timeout_s: float = 120, **options
 ) -> subprocess.CompletedProcess:
-    """`python main.py ARGS` in cwd, as a user runs it."""
+    """`python main.py ARGS` in cwd, as a user runs it.
+
+    `options` go to subprocess.run as they are, such as env or preexec_fn.
+    """
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py"), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout_s,
+        **options,
     )
+
+
+def file_size_limit(max_bytes: int):
+    """A preexec_fn: writes past max_bytes fail with EFBIG, as a full disk does."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    return limit
 
 
 def result_for(report: dict, name: str) -> dict:

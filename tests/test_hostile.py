@@ -4,8 +4,6 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -15,7 +13,7 @@ import pytest
 from health_check.config import Endpoint
 from health_check.probe import BODY_CAP_BYTES, attempt
 
-from helpers import ROOT, result_for, run_in_process, write_config
+from helpers import result_for, run_in_process, run_main, write_config
 from servers import HOST
 
 TIMEOUT_S = 1.0
@@ -206,10 +204,9 @@ def test_the_deadline_also_covers_checks_through_a_proxy(raw_server, tmp_path):
     env = {**os.environ, "HTTP_PROXY": proxy.url(), "NO_PROXY": ""}
 
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), "--config", str(config), "--quiet"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    result = run_main(
+        "--config", str(config), "--quiet", cwd=tmp_path, timeout_s=30, env=env
+    )
     elapsed_s = time.monotonic() - started
 
     report = json.loads((tmp_path / "health_report.json").read_text())

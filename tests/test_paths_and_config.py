@@ -8,8 +8,6 @@ no test points at a real /dev file.
 import logging
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
 
@@ -17,7 +15,7 @@ from health_check import config, pipeline
 from health_check.files import write_atomic
 from health_check.reports import changes
 
-from helpers import ROOT, run_main
+from helpers import run_main
 
 URL = "http://127.0.0.1:1/"
 
@@ -275,7 +273,7 @@ def test_a_bad_header_is_one_line_exit_2_without_the_value(tmp_path):
     )
     env = {**os.environ, "HC_TEST_TOKEN": "hunter2\r\nHost: evil"}
 
-    result = _run_with_env(tmp_path, env, "--config", "c.yaml")
+    result = run_main("--config", "c.yaml", cwd=tmp_path, timeout_s=60, env=env)
 
     assert result.returncode == 2
     assert_one_error_line(result.stderr, "endpoint 'api': headers: header 'X-Key'")
@@ -399,14 +397,3 @@ def assert_one_error_line(stderr: str, expected: str) -> None:
     assert len(lines) == 1, stderr
     assert lines[0].startswith("health-check: error: ")
     assert expected in lines[0]
-
-
-def _run_with_env(cwd, env, *args):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )

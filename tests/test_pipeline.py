@@ -1,8 +1,6 @@
 """The two workflows end to end, and dotflow 1.0.1's edges that they work around."""
 
 import json
-import resource
-import signal
 import subprocess
 import sys
 import threading
@@ -14,7 +12,7 @@ from dotflow.providers import StorageFile
 
 from health_check import config, pipeline, steps
 
-from helpers import ROOT, read_report, run_in_process, run_main
+from helpers import ROOT, file_size_limit, read_report, run_in_process, run_main
 
 
 def test_default_endpoints_are_the_six_github_repositories():
@@ -182,23 +180,13 @@ def test_a_broken_report_step_still_writes_the_report(app_server, tmp_path):
     assert problem == "report step generate_report failed: changes exploded"
 
 
-def _small_file_limit() -> None:
-    # Writes past 8 KiB fail with EFBIG, as a full disk fails with ENOSPC:
-    # flow.log soon passes it, the many-endpoint report does at once.
-    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-
 def test_a_full_disk_is_one_line_naming_the_path_and_exit_3(app_server, tmp_path):
     urls = [app_server.url(f"/ok?n={number}") for number in range(30)]
 
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *urls, "--output", "report.json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=_small_file_limit,
+    # Past 8 KiB a write fails as on a full disk: flow.log soon passes it,
+    # the many-endpoint report does at once.
+    result = run_main(
+        *urls, "--output", "report.json", cwd=tmp_path, preexec_fn=file_size_limit(8192)
     )
 
     # No "--- Logging error ---" traceback for each line dotflow could not log.

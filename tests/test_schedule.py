@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, run_main
+from helpers import ROOT, file_size_limit, run_main
 
 pytestmark = [
     pytest.mark.usefixtures("no_leftover_server_threads"),
@@ -63,15 +62,11 @@ def test_an_invalid_run_does_not_stop_the_schedule(app_server, tmp_path):
 def test_a_failing_run_does_not_stop_the_schedule(app_server, tmp_path):
     # Files may grow to 4 KiB only: every run fails to write its HTML page
     # (about 6 KiB), as on a full disk. Path mistakes are refused up front.
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), "--cron", EVERY_SECOND]
-        + ["--max-runs", "2", "--html", "report.html", app_server.url("/ok")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=_files_up_to_4_kib,
-    )
+    run = run_main(
+        "--cron", EVERY_SECOND, "--max-runs", "2",
+        "--html", "report.html", app_server.url("/ok"),
+        cwd=tmp_path, preexec_fn=file_size_limit(4096),
+    )  # fmt: skip
 
     assert run.returncode == 0
     errors = run.stderr.splitlines()
@@ -167,11 +162,6 @@ def test_a_single_run_stops_at_once_on_sigterm(app_server, tmp_path):
 
     assert process.returncode == 128 + signal.SIGTERM
     assert stderr.splitlines() == ["health-check: error: terminated"]
-
-
-def _files_up_to_4_kib() -> None:
-    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 def _run_schedule(tmp_path: Path, max_runs: int, *args: str):
